@@ -1,0 +1,140 @@
+"""scaled_int8_quant: the Triton kernel against the torch reference (bit for bit) and float64 math."""
+
+import pytest
+import torch
+
+from vllm_int8 import ops
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32]
+# K = 1, ragged, a power of two, and 9000 > the one-pass limit (two-pass path with a masked tail).
+SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (2, 3, 40)]
+
+
+def random_activations(shape, dtype, device):
+    x = torch.randn(shape, device=device) * torch.rand(shape[:-1] + (1,), device=device) * 10
+    return x.to(dtype)
+
+
+def assert_dequant_close(x, q, scale, azp):
+    """Values dequantize to within half a step of x (a step is the row's scale); saturated ones
+    (q = -128 or 127) within one step, since the zero point itself was rounded."""
+    x64 = x.double().reshape(-1, x.shape[-1])
+    s64 = scale.double().reshape(-1, 1)
+    zp = 0 if azp is None else azp.double().reshape(-1, 1)
+    q64 = q.double().reshape(x64.shape)
+    deq = s64 * (q64 - zp)
+    steps = torch.where((q64 == -128) | (q64 == 127), 1.0, 0.5).double()
+    assert ((deq - x64).abs() <= s64 * steps * (1 + 1e-5) + 1e-30).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_dynamic_matches_reference_and_float64(shape, dtype, symmetric, device):
+    x = random_activations(shape, dtype, device)
+    q, scale, azp = ops.triton_scaled_int8_quant(x, symmetric=symmetric)
+    q_ref, scale_ref, azp_ref = ops.torch_scaled_int8_quant(x.cpu(), symmetric=symmetric)
+    assert q.shape == x.shape and q.dtype == torch.int8
+    rows = x.numel() // x.shape[-1]
+    assert scale.shape == (rows, 1) and scale.dtype == torch.float32
+    torch.testing.assert_close(q.cpu(), q_ref, rtol=0, atol=0)
+    torch.testing.assert_close(scale.cpu(), scale_ref, rtol=0, atol=0)
+    x64 = x.double().reshape(rows, -1)
+    if symmetric:
+        assert azp is None
+        expected = x64.abs().amax(-1, keepdim=True) / 127
+    else:
+        assert azp.shape == (rows, 1) and azp.dtype == torch.int32
+        torch.testing.assert_close(azp.cpu(), azp_ref, rtol=0, atol=0)
+        assert ((azp >= -128) & (azp <= 127)).all()
+        expected = (x64.amax(-1, keepdim=True).clamp(min=0) - x64.amin(-1, keepdim=True).clamp(max=0)) / 255
+    torch.testing.assert_close(scale.double(), expected, rtol=2**-22, atol=0)
+    assert_dequant_close(x, q, scale, azp)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_static_matches_reference_and_float64(shape, dtype, symmetric, device):
+    x = random_activations(shape, dtype, device)
+    scale = torch.tensor([0.037], device=device)
+    azp = None if symmetric else torch.tensor([-17], dtype=torch.int32, device=device)
+    q, scale_out, azp_out = ops.triton_scaled_int8_quant(x, scale, azp, symmetric=symmetric)
+    q_ref, _, _ = ops.torch_scaled_int8_quant(x.cpu(), scale.cpu(), None if azp is None else azp.cpu(), symmetric)
+    assert scale_out is scale and azp_out is azp
+    torch.testing.assert_close(q.cpu(), q_ref, rtol=0, atol=0)
+    zp = 0 if azp is None else -17
+    expected = torch.clamp(torch.round(x.double() / 0.037) + zp, -128, 127)  # float64 oracle
+    # fp32 division may fall on the other side of a .5 tie than float64: off by one at most.
+    assert (q.double() - expected).abs().max() <= 1
+
+
+def test_round_half_to_even(device):
+    x = torch.tensor([[0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 126.5]], device=device)
+    q, _, _ = ops.triton_scaled_int8_quant(x, torch.ones(1, device=device))
+    assert q.tolist() == [[0, 2, 2, 0, -2, -2, 4, 126]]
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_degenerate_rows_dequantize_to_their_values(symmetric, device):
+    """Constant rows, an all-zero row, a row with one nonzero: no division by zero, exact values back."""
+    x = torch.tensor(
+        [[2.5] * 6, [-3.0] * 6, [0.0] * 6, [0.0, 0.0, 7.0, 0.0, 0.0, 0.0]], device=device, dtype=torch.float32
+    )
+    q, scale, azp = ops.triton_scaled_int8_quant(x, symmetric=symmetric)
+    q_ref, scale_ref, azp_ref = ops.torch_scaled_int8_quant(x.cpu(), symmetric=symmetric)
+    assert torch.equal(q.cpu(), q_ref) and torch.equal(scale.cpu(), scale_ref)
+    assert torch.isfinite(scale).all()
+    zp = 0 if azp is None else azp.double()
+    deq = scale.double() * (q.double() - zp)
+    torch.testing.assert_close(deq, x.double(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_zero_static_scale_quantizes_to_the_zero_point(symmetric, device):
+    x = torch.randn(4, 33, device=device)
+    azp = None if symmetric else torch.tensor([5], dtype=torch.int32, device=device)
+    q, _, _ = ops.triton_scaled_int8_quant(x, torch.zeros(1, device=device), azp, symmetric)
+    assert (q == (0 if symmetric else 5)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_extreme_magnitudes(dtype, symmetric, device):
+    big = torch.finfo(dtype).max / 2
+    tiny = torch.finfo(dtype).tiny
+    x = torch.tensor([[big, -big, 1.0, 0.0], [tiny, -tiny, tiny * 3, 0.0], [big, big, big, big]], dtype=dtype)
+    x = x.to(device)
+    q, scale, azp = ops.triton_scaled_int8_quant(x, symmetric=symmetric)
+    q_ref, scale_ref, azp_ref = ops.torch_scaled_int8_quant(x.cpu(), symmetric=symmetric)
+    assert torch.equal(q.cpu(), q_ref) and torch.equal(scale.cpu(), scale_ref)
+    assert torch.isfinite(scale).all() and (scale > 0).all()
+    assert_dequant_close(x, q, scale, azp)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_non_finite_row_is_isolated(bad, symmetric, device):
+    """A row with NaN/inf gets scale NaN, q 0, azp 0; every other row is untouched."""
+    x = torch.randn(3, 50, device=device)
+    clean_q, clean_scale, _ = ops.triton_scaled_int8_quant(x, symmetric=symmetric)
+    x[1, 17] = bad
+    q, scale, azp = ops.triton_scaled_int8_quant(x, symmetric=symmetric)
+    assert torch.isnan(scale[1]).all() and (q[1] == 0).all()
+    if azp is not None:
+        assert azp[1].item() == 0
+    for row in (0, 2):
+        assert torch.equal(q[row], clean_q[row]) and torch.equal(scale[row], clean_scale[row])
+
+
+def test_non_contiguous_input_is_accepted(device):
+    x = torch.randn(40, 6, device=device).t()  # [6, 40] with stride (1, 6)
+    q, scale, _ = ops.triton_scaled_int8_quant(x)
+    q_ref, scale_ref, _ = ops.torch_scaled_int8_quant(x.contiguous().cpu())
+    assert torch.equal(q.cpu(), q_ref) and torch.equal(scale.cpu(), scale_ref)
+
+
+def test_empty_batch(device):
+    x = torch.randn(0, 16, device=device)
+    q, scale, azp = ops.triton_scaled_int8_quant(x, symmetric=False)
+    assert q.shape == (0, 16) and scale.shape == (0, 1) and azp.shape == (0, 1)

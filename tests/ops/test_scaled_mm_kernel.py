@@ -1,0 +1,95 @@
+"""triton_scaled_mm against float64 math: every scale/azp/bias/dtype/layout path, ragged shapes."""
+
+import pytest
+import torch
+
+from tests.oracle import assert_within_rounding, scaled_mm_float64
+from vllm_int8 import ops
+from vllm_int8.ops import MMConfig
+
+# Small tiles so a small problem still has several tiles, a K loop and masked edges in every direction.
+SMALL_TILES = MMConfig(block_m=16, block_n=16, block_k=32, group_m=2, num_warps=4, num_stages=2)
+SHAPES = [(1, 33, 17), (19, 64, 48), (40, 100, 35)]  # (M, K, N): M = 1, ragged everything, even K
+SCHEMES = ["sym_tensor", "sym_token", "asym_token", "asym_static"]
+
+
+def int8(*shape, device):
+    return torch.randint(-128, 128, shape, dtype=torch.int8, device=device)
+
+
+def weight_in_layout(k, n, layout, device):
+    """[K, N] int8: 'kn' row-major, or 'nk' the transposed [N, K] checkpoint tensor (stride(0) == 1)."""
+    return int8(k, n, device=device) if layout == "kn" else int8(n, k, device=device).t()
+
+
+def make_problem(scheme, m, k, n, layout, per_channel, with_bias, out_dtype, device):
+    a = int8(m, k, device=device)
+    b = weight_in_layout(k, n, layout, device)
+    per_token = scheme != "sym_tensor" and scheme != "asym_static"
+    scale_a = torch.rand(m if per_token else 1, 1, device=device) * 0.02 + 1e-3
+    scale_b = torch.rand(n if per_channel else 1, 1, device=device) * 0.02 + 1e-3
+    bias = torch.randn(n, device=device).to(out_dtype) if with_bias else None
+    azp_adj = azp = None
+    if scheme.startswith("asym"):
+        col_sums = b.sum(0, dtype=torch.int32)
+        if scheme == "asym_token":
+            azp_adj, azp = col_sums, torch.randint(-128, 128, (m,), dtype=torch.int32, device=device)
+        else:
+            azp_adj = col_sums * torch.randint(-128, 128, (1,), dtype=torch.int32, device=device)
+    return a, b, scale_a, scale_b, bias, azp_adj, azp
+
+
+@pytest.mark.parametrize("out_dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("layout", ["kn", "nk"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_float64(shape, scheme, layout, per_channel, with_bias, out_dtype, device):
+    m, k, n = shape
+    a, b, sa, sb, bias, azp_adj, azp = make_problem(scheme, m, k, n, layout, per_channel, with_bias, out_dtype, device)
+    out = ops.triton_scaled_mm(a, b, sa, sb, out_dtype, bias, azp_adj, azp)
+    assert out.dtype == out_dtype and out.shape == (m, n)
+    ref, magnitude = scaled_mm_float64(a, b, sa, sb, bias, azp_adj, azp)
+    assert_within_rounding(out, ref, magnitude)
+
+
+@pytest.mark.parametrize("config", [None, SMALL_TILES], ids=["heuristic", "small_tiles"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("shape", SHAPES + [(70, 256, 40)])
+def test_integer_part_is_exact(shape, scheme, config, device):
+    """Unit scales and fp32 output expose the int32 result itself: it must equal the exact integer."""
+    from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+
+    m, k, n = shape
+    a, b, _, _, _, azp_adj, azp = make_problem(scheme, m, k, n, "nk", False, False, torch.float32, device)
+    ones = torch.ones(1, device=device)
+    out = launch_scaled_mm(a, b, ones, ones, torch.float32, None, azp_adj, azp, config=config)
+    exact, _ = scaled_mm_float64(a, b, ones, ones, None, azp_adj, azp)
+    assert exact.abs().max() < 2**24  # so float32 holds the integers exactly
+    assert torch.equal(out.double().cpu(), exact.cpu())
+
+
+def test_matches_torch_reference_path(device):
+    m, k, n = 9, 80, 24
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, "nk", True, True, torch.float32, device)
+    out = ops.triton_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp)
+    ref = ops.torch_scaled_mm(a.cpu(), b.cpu(), sa.cpu(), sb.cpu(), torch.float32, bias.cpu(), azp_adj.cpu(), azp.cpu())
+    torch.testing.assert_close(out.cpu(), ref, rtol=2**-22, atol=1e-6)
+
+
+def test_empty_m_gives_empty_output(device):
+    a = int8(0, 32, device=device)
+    b = int8(32, 8, device=device)
+    one = torch.ones(1, device=device)
+    out = ops.triton_scaled_mm(a, b, one, one, torch.bfloat16)
+    assert out.shape == (0, 8) and out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 5), (4, 17, 1), (1, 1, 1)])
+def test_degenerate_dimensions(shape, device):
+    m, k, n = shape
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, "nk", True, True, torch.float32, device)
+    out = ops.triton_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp)
+    ref, magnitude = scaled_mm_float64(a, b, sa, sb, bias, azp_adj, azp)
+    assert_within_rounding(out, ref, magnitude)

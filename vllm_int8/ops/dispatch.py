@@ -1,0 +1,178 @@
+"""Public ops: validate, pick Triton or the torch reference, and run as `torch.library` custom ops.
+
+Registered as custom ops with fake (meta) implementations so `torch.compile(fullgraph=True)`
+traces them without graph breaks. The backend is Triton for GPU tensors (CUDA and ROCm) and the
+torch reference for CPU tensors; `VLLM_INT8_OPS_BACKEND=triton|torch` forces one (Triton on CPU
+tensors needs `TRITON_INTERPRET=1`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import torch
+
+from vllm_int8.ops import reference
+from vllm_int8.ops.validation import check_quant_args, check_scaled_mm_args
+
+BACKEND_ENV = "VLLM_INT8_OPS_BACKEND"
+BACKENDS = ("auto", "triton", "torch")
+
+
+def launch_scaled_int8_quant(*args, **kwargs):
+    """The Triton quant launcher, imported on first use: CPU-only installs may lack Triton."""
+    return _triton_module("quant_kernel").launch_scaled_int8_quant(*args, **kwargs)
+
+
+def launch_scaled_mm(*args, **kwargs):
+    """The Triton GEMM launcher, imported on first use: CPU-only installs may lack Triton."""
+    return _triton_module("scaled_mm_kernel").launch_scaled_mm(*args, **kwargs)
+
+
+def _triton_module(name: str):
+    try:
+        return importlib.import_module(f"vllm_int8.ops.{name}")
+    except ImportError as e:
+        raise ImportError(
+            "the Triton backend needs the `triton` package (CUDA: `pip install triton`; ROCm: it comes "
+            "with PyTorch's ROCm wheels as pytorch-triton-rocm)"
+        ) from e
+
+
+def use_triton(device: torch.device, backend: str = "auto") -> bool:
+    """Whether an op on `device` runs the Triton kernel (else the torch reference).
+
+    backend "auto" follows `VLLM_INT8_OPS_BACKEND` if set, else Triton for GPU tensors (CUDA
+    and ROCm) and the reference for CPU tensors.
+    """
+    if backend == "auto":
+        backend = os.environ.get(BACKEND_ENV, "auto").lower()
+        if backend not in BACKENDS:
+            raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    elif backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return device.type == "cuda"
+    return backend == "triton"
+
+
+@torch.library.custom_op("vllm_int8::quant_dynamic", mutates_args=())
+def _quant_dynamic(x: torch.Tensor, symmetric: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if use_triton(x.device, backend):
+        q, scale, azp = launch_scaled_int8_quant(x, None, None, symmetric)
+    else:
+        q, scale, azp = reference.torch_scaled_int8_quant(x, None, None, symmetric)
+    return q, scale, _empty_int32(x) if azp is None else azp
+
+
+@_quant_dynamic.register_fake
+def _(x: torch.Tensor, symmetric: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rows = x.numel() // x.shape[-1]
+    azp = _empty_int32(x) if symmetric else x.new_empty((rows, 1), dtype=torch.int32)
+    return torch.empty_like(x, dtype=torch.int8), x.new_empty((rows, 1), dtype=torch.float32), azp
+
+
+def _empty_int32(x: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((0,), dtype=torch.int32)
+
+
+@torch.library.custom_op("vllm_int8::quant_static", mutates_args=())
+def _quant_static(
+    x: torch.Tensor, scale: torch.Tensor, azp: torch.Tensor | None, symmetric: bool, backend: str
+) -> torch.Tensor:
+    if use_triton(x.device, backend):
+        return launch_scaled_int8_quant(x, scale, azp, symmetric)[0]
+    return reference.torch_scaled_int8_quant(x, scale, azp, symmetric)[0]
+
+
+@_quant_static.register_fake
+def _(x: torch.Tensor, scale: torch.Tensor, azp: torch.Tensor | None, symmetric: bool, backend: str) -> torch.Tensor:
+    return torch.empty_like(x, dtype=torch.int8)
+
+
+def scaled_int8_quant(
+    x: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+    symmetric: bool = True,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Quantize x [..., K] (fp16/bf16/fp32) to int8.
+
+    `scale=None`: dynamic per-token, returns scale [M, 1] float32 (and azp [M, 1] int32 when
+    asymmetric), M = x.numel() // K. Given `scale` (numel 1, float32; plus `azp` int32 when
+    asymmetric): static per-tensor, the given scale/azp are returned. Round half to even.
+    `backend`: "auto" (see `use_triton`), "triton" or "torch".
+    """
+    check_quant_args(x, scale, azp, symmetric)
+    if scale is None:
+        q, scale, azp = torch.ops.vllm_int8.quant_dynamic(x, symmetric, backend)
+        return q, scale, None if symmetric else azp
+    return torch.ops.vllm_int8.quant_static(x, scale, azp, symmetric, backend), scale, azp
+
+
+@torch.library.custom_op("vllm_int8::scaled_mm", mutates_args=())
+def _scaled_mm(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None,
+    azp_adj: torch.Tensor | None,
+    azp: torch.Tensor | None,
+    backend: str,
+) -> torch.Tensor:
+    if use_triton(input.device, backend):
+        return launch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+    return reference.torch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+
+
+@_scaled_mm.register_fake
+def _(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend) -> torch.Tensor:
+    return input.new_empty((input.shape[0], weight.shape[1]), dtype=out_dtype)
+
+
+def scaled_mm(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None = None,
+    azp_adj: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """`scale_a * scale_b * (input @ weight - azp * azp_adj) + bias`.
+
+    input [M, K] int8; weight [K, N] int8, row- or column-major; scale_a numel 1 or M and scale_b
+    numel 1 or N (float32); azp_adj int32 [N]; azp int32 [M] or None (then azp_adj holds
+    azp * column sums, the static case); bias [N]. Integer part exact in int32.
+    `backend`: "auto" (see `use_triton`), "triton" (one kernel launch) or "torch".
+    """
+    check_scaled_mm_args(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+    return torch.ops.vllm_int8.scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend)
+
+
+def triton_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias=None, azp_adj=None, azp=None) -> torch.Tensor:
+    """`scaled_mm` on the Triton kernel (one launch), whatever the device."""
+    return scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend="triton")
+
+
+def torch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias=None, azp_adj=None, azp=None) -> torch.Tensor:
+    """`scaled_mm` on the pure-torch reference."""
+    return scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend="torch")
+
+
+def triton_scaled_int8_quant(x, scale=None, azp=None, symmetric=True):
+    """`scaled_int8_quant` on the Triton kernel, whatever the device."""
+    return scaled_int8_quant(x, scale, azp, symmetric, backend="triton")
+
+
+def torch_scaled_int8_quant(x, scale=None, azp=None, symmetric=True):
+    """`scaled_int8_quant` on the pure-torch reference."""
+    return scaled_int8_quant(x, scale, azp, symmetric, backend="torch")

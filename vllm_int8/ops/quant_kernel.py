@@ -1,0 +1,161 @@
+"""Triton int8 activation quantization: static per-tensor or dynamic per-token, with or without azp.
+
+The math is the reference's (`reference.py`) step for step, so results match it bit for bit:
+IEEE division (`div_rn`, not the approximate `/`), round half to even through the fp32
+magic-number trick (portable to CUDA, ROCm and the interpreter, unlike libdevice's rint).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from vllm_int8.ops.reference import QUOTIENT_CLAMP
+
+# Rows up to this many elements are quantized from registers in one pass over memory; longer
+# rows are read twice (statistics, then quantization), the second read mostly hitting cache.
+MAX_ONE_PASS_BLOCK = 8192
+TWO_PASS_BLOCK = 4096
+_CLAMP = tl.constexpr(QUOTIENT_CLAMP)
+
+
+@triton.jit
+def round_half_even(v):
+    """Round fp32 |v| < 2**22 to the nearest integer, ties to even (adding 1.5 * 2**23 does it)."""
+    return (v + 12582912.0) - 12582912.0
+
+
+@triton.jit
+def quantize_block(x, scale, azp):
+    """clamp(round(x / scale) + azp, -128, 127) as int8; zero scale or NaN quotient -> azp."""
+    nonzero = scale != 0.0
+    v = tl.where(nonzero, tl.math.div_rn(x, tl.where(nonzero, scale, 1.0)), 0.0)
+    v = tl.where(v == v, v, 0.0)
+    v = tl.minimum(tl.maximum(v, -_CLAMP), _CLAMP)
+    q = round_half_even(v) + azp
+    return tl.minimum(tl.maximum(q, -128.0), 127.0).to(tl.int8)
+
+
+@triton.jit
+def _block_stats(x, mask):
+    """(max, min, has-non-finite) of the valid lanes of a block."""
+    hi = tl.max(tl.where(mask, x, float("-inf")), axis=0)
+    lo = tl.min(tl.where(mask, x, float("inf")), axis=0)
+    bad = tl.max(((x != x) | (tl.abs(x) == float("inf"))).to(tl.int32), axis=0)
+    return hi, lo, bad
+
+
+@triton.jit
+def _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC: tl.constexpr):
+    if SYMMETRIC:
+        scale = tl.math.div_rn(tl.maximum(hi, -lo), 127.0)
+        azp = 0.0
+    else:
+        hi = tl.maximum(hi, 0.0)
+        lo = tl.minimum(lo, 0.0)
+        scale = tl.math.div_rn(hi - lo, 255.0)
+        nonzero = scale != 0.0
+        azp = tl.where(nonzero, -128.0 - tl.math.div_rn(lo, tl.where(nonzero, scale, 1.0)), 0.0)
+        azp = tl.where(bad != 0, 0.0, round_half_even(azp))
+    scale = tl.where(bad != 0, float("nan"), scale)
+    return scale, azp
+
+
+@triton.jit
+def _scaled_int8_quant_kernel(
+    x_ptr,
+    q_ptr,
+    scale_ptr,
+    azp_ptr,
+    K,
+    stride_xm,
+    STATIC: tl.constexpr,
+    SYMMETRIC: tl.constexpr,
+    ONE_PASS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + row * stride_xm
+    q_row = q_ptr + row * K
+    offs = tl.arange(0, BLOCK)
+    if ONE_PASS:
+        mask = offs < K
+        x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
+        if STATIC:
+            scale = tl.load(scale_ptr)
+            azp = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)
+        else:
+            hi, lo, bad = _block_stats(x, mask)
+            scale, azp = _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC)
+            tl.store(scale_ptr + row, scale)
+            if not SYMMETRIC:
+                tl.store(azp_ptr + row, azp.to(tl.int32))
+        tl.store(q_row + offs, quantize_block(x, scale, azp), mask=mask)
+    else:
+        if STATIC:
+            scale = tl.load(scale_ptr)
+            azp = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)
+        else:
+            hi = float("-inf")
+            lo = float("inf")
+            bad = 0
+            for start in range(0, K, BLOCK):
+                mask = start + offs < K
+                x = tl.load(x_row + start + offs, mask=mask, other=0.0).to(tl.float32)
+                block_hi, block_lo, block_bad = _block_stats(x, mask)
+                hi = tl.maximum(hi, block_hi)
+                lo = tl.minimum(lo, block_lo)
+                bad = tl.maximum(bad, block_bad)
+            scale, azp = _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC)
+            tl.store(scale_ptr + row, scale)
+            if not SYMMETRIC:
+                tl.store(azp_ptr + row, azp.to(tl.int32))
+        for start in range(0, K, BLOCK):
+            mask = start + offs < K
+            x = tl.load(x_row + start + offs, mask=mask, other=0.0).to(tl.float32)
+            tl.store(q_row + start + offs, quantize_block(x, scale, azp), mask=mask)
+
+
+def _launch_shape(k: int) -> tuple[bool, int, int]:
+    """(one pass?, block, warps) for rows of k elements."""
+    block = triton.next_power_of_2(k)
+    one_pass = block <= MAX_ONE_PASS_BLOCK
+    if not one_pass:
+        block = TWO_PASS_BLOCK
+    return one_pass, block, max(1, min(16, block // 256))
+
+
+def launch_scaled_int8_quant(
+    x: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+    symmetric: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Launch the quant kernel (arguments already validated). See `vllm_int8.ops.scaled_int8_quant`."""
+    k = x.shape[-1]
+    rows = x.reshape(-1, k)
+    if rows.stride(-1) != 1:
+        rows = rows.contiguous()
+    m = rows.shape[0]
+    q = torch.empty(x.shape, dtype=torch.int8, device=x.device)
+    static = scale is not None
+    if not static:
+        scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
+        azp = None if symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
+    if m > 0:
+        one_pass, block, warps = _launch_shape(k)
+        _scaled_int8_quant_kernel[(m,)](
+            rows,
+            q,
+            scale,
+            scale if azp is None else azp,  # never read when symmetric
+            k,
+            rows.stride(0),
+            STATIC=static,
+            SYMMETRIC=symmetric,
+            ONE_PASS=one_pass,
+            BLOCK=block,
+            num_warps=warps,
+        )
+    return q, scale, (None if symmetric else azp)

@@ -1,0 +1,105 @@
+"""Pure-torch INT8 W8A8 math: the CPU path of the ops and the oracle of the Triton kernels.
+
+Every float step is one IEEE fp32 operation in the same order as in the Triton kernels, so the
+int8 values, scales and zero points match the kernels bit for bit, not just approximately.
+"""
+
+from __future__ import annotations
+
+import torch
+
+INT8_MIN = -128
+INT8_MAX = 127
+# Quotients x/scale are clamped to this before rounding: wide enough that clamping can never
+# change the saturated int8 result (|azp| <= 128), small enough for exact fp32 rounding.
+QUOTIENT_CLAMP = 512.0
+
+
+def quantize_with(x: torch.Tensor, scale: torch.Tensor, azp: torch.Tensor | None) -> torch.Tensor:
+    """`clamp(round_half_even(x / scale) + azp, -128, 127)`; a zero scale and NaN quotients give `azp`.
+
+    x is float32; scale/azp broadcast against it (azp as float32 or int32, or None for 0).
+    """
+    safe_scale = torch.where(scale != 0, scale, torch.ones_like(scale))
+    v = torch.where(scale != 0, x / safe_scale, torch.zeros_like(x))
+    v = torch.where(v == v, v, torch.zeros_like(v))
+    v = torch.round(v.clamp(-QUOTIENT_CLAMP, QUOTIENT_CLAMP))  # torch.round: half to even
+    if azp is not None:
+        v = v + azp.to(torch.float32)
+    return v.clamp(INT8_MIN, INT8_MAX).to(torch.int8)
+
+
+def dynamic_scale_and_azp(x: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-row scale (and zero point) of a float32 [M, K] tensor.
+
+    Symmetric: `s = amax|x| / 127`. Asymmetric: the row's range is widened to contain 0 (as
+    compressed-tensors' observers do), `s = (max - min) / 255`, `azp = round(-128 - min / s)`, so
+    azp always lies in [-128, 127] and the int32 GEMM epilogue cannot overflow. A row holding a
+    NaN or +-inf gets scale NaN and azp 0, so its output is NaN and no other row is touched.
+    """
+    nonfinite = ~torch.isfinite(x).all(dim=-1, keepdim=True)
+    nan = torch.full_like(x[:, :1], float("nan"))
+    if symmetric:
+        scale = x.abs().amax(dim=-1, keepdim=True) / INT8_MAX
+        return torch.where(nonfinite, nan, scale), None
+    hi = x.amax(dim=-1, keepdim=True).clamp(min=0.0)
+    lo = x.amin(dim=-1, keepdim=True).clamp(max=0.0)
+    scale = (hi - lo) / (INT8_MAX - INT8_MIN)
+    safe_scale = torch.where(scale != 0, scale, torch.ones_like(scale))
+    azp = torch.where(scale != 0, INT8_MIN - lo / safe_scale, torch.zeros_like(scale))
+    azp = torch.where(nonfinite, torch.zeros_like(azp), torch.round(azp))
+    return torch.where(nonfinite, nan, scale), azp.to(torch.int32)
+
+
+def torch_scaled_int8_quant(
+    x: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+    symmetric: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Reference of `scaled_int8_quant` (arguments already validated)."""
+    rows = x.reshape(-1, x.shape[-1]).to(torch.float32)
+    if scale is None:
+        scale, azp = dynamic_scale_and_azp(rows, symmetric)
+        q = quantize_with(rows, scale, azp)
+    else:
+        q = quantize_with(rows, scale.reshape(1, 1).to(torch.float32), None if symmetric else azp.reshape(1, 1))
+    return q.reshape(x.shape), scale, (None if symmetric else azp)
+
+
+def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact int8 x int8 -> int32 product.
+
+    CPU: `torch._int_mm`. Elsewhere: float64 matmul, exact because every partial sum is an
+    integer far below 2**53 (and int32 matmul has no CUDA kernel).
+    """
+    if a.device.type == "cpu" and a.numel() > 0 and b.numel() > 0:
+        return torch._int_mm(a, b)
+    return (a.to(torch.float64) @ b.to(torch.float64)).to(torch.int32)
+
+
+def torch_scaled_mm(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None = None,
+    azp_adj: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Reference of `triton_scaled_mm`: `scale_a*scale_b*(input@weight - azp*azp_adj) + bias`.
+
+    The integer part is computed and corrected in int32 (wrapping like the kernel), then scaled in
+    float32 as `(acc * scale_a) * scale_b + bias`, then cast once to `out_dtype`.
+    """
+    acc = int8_matmul(input, weight)
+    if azp_adj is not None:
+        correction = azp_adj.reshape(1, -1).to(torch.int32)
+        if azp is not None:
+            correction = azp.reshape(-1, 1).to(torch.int32) * correction
+        acc = acc - correction
+    out = acc.to(torch.float32) * scale_a.reshape(-1, 1) * scale_b.reshape(1, -1)
+    if bias is not None:
+        out = out + bias.reshape(1, -1).to(torch.float32)
+    return out.to(out_dtype)
