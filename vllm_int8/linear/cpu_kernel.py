@@ -1,0 +1,17 @@
+"""The CPU kernel: the pure-torch reference ops (`torch._int_mm` for the int8 GEMM)."""
+
+from __future__ import annotations
+
+from vllm_int8.linear.kernel import Int8ScaledMMLinearKernel
+from vllm_int8.platform import current_platform
+
+
+class CPUInt8ScaledMMLinearKernel(Int8ScaledMMLinearKernel):
+    ops_backend = "torch"
+
+    @classmethod
+    def is_supported(cls, compute_capability: int | None = None) -> tuple[bool, str | None]:
+        platform = current_platform()
+        if platform.is_cpu:
+            return True, None
+        return False, f"the CPU kernel runs on CPU platforms only, this platform is {platform.kind}"
