@@ -1,0 +1,235 @@
+"""Benchmark the INT8 W8A8 ops on a GPU against peers measured in the same run.
+
+GEMM (sym and asym epilogues) over M x real model shapes, against bf16 `torch.matmul` and
+`torch._int_mm` + a torch epilogue; `scaled_int8_quant` against the measured copy bandwidth;
+the full `apply_weights` (quant + GEMM). Medians of `triton.testing.do_bench` (L2 flushed
+between repetitions). Prints tables, writes `kernels/results/<device>.json` and a PNG plot.
+
+    python kernels/benchmark_int8_scaled_mm.py [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+from pathlib import Path
+
+import torch
+import triton
+
+from vllm_int8 import ops
+from vllm_int8.linear import Int8ScaledMMLinearLayerConfig, TritonInt8ScaledMMLinearKernel
+from vllm_int8.ops.mm_configs import device_key
+
+M_VALUES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+# (model, layer): (N, K) of the weight, as y[M, N] = x[M, K] W^T
+SHAPES = {
+    ("Llama-3-8B", "qkv"): (6144, 4096),
+    ("Llama-3-8B", "o"): (4096, 4096),
+    ("Llama-3-8B", "gate_up"): (28672, 4096),
+    ("Llama-3-8B", "down"): (4096, 14336),
+    ("Llama-3-70B", "qkv"): (10240, 8192),
+    ("Llama-3-70B", "o"): (8192, 8192),
+    ("Llama-3-70B", "gate_up"): (57344, 8192),
+    ("Llama-3-70B", "down"): (8192, 28672),
+    ("SmolLM2-135M", "qkv"): (960, 576),
+    ("SmolLM2-135M", "o"): (576, 576),
+    ("SmolLM2-135M", "gate_up"): (3072, 576),
+    ("SmolLM2-135M", "down"): (576, 1536),
+}
+REPEAT_MS = 60
+
+
+def bench(fn) -> float:
+    """Median milliseconds of fn over ~REPEAT_MS of repetitions."""
+    return triton.testing.do_bench(fn, warmup=15, rep=REPEAT_MS, return_mode="median")
+
+
+def copy_bandwidth_gbs() -> float:
+    """Device-to-device copy of 1 GiB, bytes read plus written per second."""
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = bench(lambda: dst.copy_(src))
+    return 2 * src.numel() / ms / 1e6
+
+
+def gemm_row(m: int, n: int, k: int) -> dict:
+    """Times of ours (sym, asym) and the peers for one problem; inputs are random, never zeros."""
+    a = torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda")
+    w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda").t()  # the layer's [K, N] view
+    scale_a = torch.rand(m, 1, device="cuda") * 1e-2
+    scale_b = torch.rand(n, 1, device="cuda") * 1e-2
+    bias = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    azp = torch.randint(-128, 128, (m,), dtype=torch.int32, device="cuda")
+    azp_adj = w.sum(0, dtype=torch.int32)
+    out = torch.bfloat16
+    row = {"M": m, "N": n, "K": k}
+    row["sym_ms"] = bench(lambda: ops.triton_scaled_mm(a, w, scale_a, scale_b, out, bias))
+    row["asym_ms"] = bench(lambda: ops.triton_scaled_mm(a, w, scale_a, scale_b, out, bias, azp_adj, azp))
+    x16 = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    w16 = torch.randn(n, k, device="cuda", dtype=torch.bfloat16).t()
+    row["bf16_ms"] = bench(lambda: torch.matmul(x16, w16))
+    # torch._int_mm needs M > 16 on CUDA: smaller M is padded to 32 rows (what a user would do).
+    a_pad = a if m > 16 else torch.randint(-128, 128, (32, k), dtype=torch.int8, device="cuda")
+    sa_pad = scale_a if m > 16 else torch.rand(32, 1, device="cuda")
+
+    def int_mm_epilogue():
+        acc = torch._int_mm(a_pad, w)
+        return (acc.float() * sa_pad * scale_b.reshape(1, -1) + bias).to(out)
+
+    row["int_mm_ms"] = bench(int_mm_epilogue)
+    return row
+
+
+def derive(row: dict) -> dict:
+    m, n, k = row["M"], row["N"], row["K"]
+    for name in ("sym", "asym", "bf16", "int_mm"):
+        row[f"{name}_tops"] = 2 * m * n * k / row[f"{name}_ms"] / 1e9
+    row["asym_weight_gbs"] = n * k / row["asym_ms"] / 1e6  # int8 weight bytes streamed per second
+    row["asym_vs_bf16"] = row["bf16_ms"] / row["asym_ms"]
+    row["asym_vs_int_mm"] = row["int_mm_ms"] / row["asym_ms"]
+    row["asym_over_sym"] = row["asym_ms"] / row["sym_ms"]
+    return row
+
+
+def quant_rows(copy_gbs: float, k: int = 4096) -> list[dict]:
+    rows = []
+    for m in (1, 16, 256, 4096, 16384):
+        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        for symmetric in (True, False):
+            ms = bench(lambda x=x, s=symmetric: ops.triton_scaled_int8_quant(x, symmetric=s))
+            moved = m * k * 3 + m * 8  # bf16 read, int8 write, scale (+azp) write
+            gbs = moved / ms / 1e6
+            rows.append({"M": m, "K": k, "symmetric": symmetric, "ms": ms, "gbs": gbs, "of_copy": gbs / copy_gbs})
+    return rows
+
+
+def apply_rows(quick: bool) -> list[dict]:
+    """The whole layer (quant + GEMM) on Llama-3-8B shapes, against bf16 F.linear."""
+    rows = []
+    for (model, layer_name), (n, k) in SHAPES.items():
+        if model != "Llama-3-8B":
+            continue
+        for symmetric in (True, False):
+            config = Int8ScaledMMLinearLayerConfig(False, True, symmetric)
+            kernel = TritonInt8ScaledMMLinearKernel(config)
+            layer = torch.nn.Module()
+            layer.weight = torch.nn.Parameter(
+                torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda"), requires_grad=False
+            )
+            layer.weight_scale = torch.nn.Parameter(torch.rand(n, 1, device="cuda") * 1e-2, requires_grad=False)
+            layer.input_scale = layer.input_zero_point = layer.azp_adj = None
+            kernel.process_weights_after_loading(layer)
+            w16 = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+            for m in (1, 16, 256, 4096) if not quick else (1, 4096):
+                x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+                ms = bench(lambda kernel=kernel, layer=layer, x=x: kernel.apply_weights(layer, x))
+                bf16 = bench(lambda x=x, w16=w16: torch.nn.functional.linear(x, w16))
+                scheme = "sym" if symmetric else "asym"
+                rows.append({"layer": layer_name, "N": n, "K": k, "M": m, "scheme": scheme, "ms": ms, "bf16_ms": bf16})
+    return rows
+
+
+def geomean(values) -> float:
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def summarize(rows: list[dict], quant: list[dict]) -> dict:
+    llama8 = [r for r in rows if (r["N"], r["K"]) in [v for (m, _), v in SHAPES.items() if m == "Llama-3-8B"]]
+    return {
+        "prefill_geomean_tops_asym_8B_M>=1024": geomean(r["asym_tops"] for r in llama8 if r["M"] >= 1024),
+        "decode_geomean_weight_gbs_asym_8B_M1_16": geomean(r["asym_weight_gbs"] for r in llama8 if r["M"] in (1, 16)),
+        "min_asym_vs_bf16": min(r["asym_vs_bf16"] for r in rows),
+        "min_asym_vs_bf16_M>=256": min(r["asym_vs_bf16"] for r in rows if r["M"] >= 256),
+        "min_asym_vs_int_mm": min(r["asym_vs_int_mm"] for r in rows),
+        "max_asym_over_sym": max(r["asym_over_sym"] for r in rows),
+        "quant_asym_of_copy_M>=4096": min(q["of_copy"] for q in quant if not q["symmetric"] and q["M"] >= 4096),
+    }
+
+
+def plot(rows: list[dict], path: Path, peak_tops: float, bandwidth_gbs: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = sorted({(r["N"], r["K"]) for r in rows})
+    cols = 4
+    fig, axes = plt.subplots(math.ceil(len(shapes) / cols), cols, figsize=(20, 4.2 * math.ceil(len(shapes) / cols)))
+    for ax, (n, k) in zip(axes.flat, shapes):
+        sub = sorted((r for r in rows if (r["N"], r["K"]) == (n, k)), key=lambda r: r["M"])
+        ms = [r["M"] for r in sub]
+        for key, label in (("asym_tops", "ours asym"), ("sym_tops", "ours sym"), ("int_mm_tops", "_int_mm+epi")):
+            ax.plot(ms, [r[key] for r in sub], marker="o", label=label)
+        ax.plot(ms, [r["bf16_tops"] for r in sub], marker="x", linestyle="--", label="bf16 matmul")
+        roof = [
+            min(peak_tops, 2 * m * n * k / ((n * k + m * k + 2 * m * n) / (bandwidth_gbs * 1e9)) / 1e12) for m in ms
+        ]
+        ax.plot(ms, roof, color="gray", linestyle=":", label="int8 roofline")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"N={n} K={k}")
+        ax.set_xlabel("M")
+        ax.set_ylabel("TOPS")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer M values (smoke run)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--peak-tops", type=float, default=1979.0, help="INT8 dense peak for the plot (H100 SXM)")
+    args = parser.parse_args()
+    name = torch.cuda.get_device_name()
+    copy_gbs = copy_bandwidth_gbs()
+    m_values = [1, 16, 256, 4096] if args.quick else M_VALUES
+    rows = []
+    for (model, layer_name), (n, k) in SHAPES.items():
+        for m in m_values:
+            rows.append(derive({"model": model, "layer": layer_name, **gemm_row(m, n, k)}))
+            r = rows[-1]
+            print(
+                f"{model:<13}{layer_name:<8}M={m:<5} N={n:<6} K={k:<6} asym {r['asym_tops']:7.1f} TOPS "
+                f"{r['asym_weight_gbs']:7.0f} GB/s | sym {r['sym_tops']:7.1f} | bf16 {r['bf16_tops']:6.1f} "
+                f"| int_mm {r['int_mm_tops']:6.1f} | vs bf16 {r['asym_vs_bf16']:4.2f}x vs int_mm "
+                f"{r['asym_vs_int_mm']:4.2f}x asym/sym {r['asym_over_sym']:4.2f}",
+                flush=True,
+            )
+    quant = quant_rows(copy_gbs)
+    for q in quant:
+        kind = "sym " if q["symmetric"] else "asym"
+        print(f"quant {kind} M={q['M']:<6} K={q['K']} {q['gbs']:7.0f} GB/s = {q['of_copy']:.0%} of copy")
+    applied = apply_rows(args.quick)
+    for r in applied:
+        print(
+            f"apply {r['scheme']:<4} {r['layer']:<8} M={r['M']:<5} {r['ms'] * 1e3:8.1f} us  "
+            f"bf16 {r['bf16_ms'] * 1e3:8.1f} us"
+        )
+    summary = summarize(rows, quant)
+    result = {
+        "device": name,
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "copy_bandwidth_gbs": copy_gbs,
+        "summary": summary,
+        "gemm": rows,
+        "quant": quant,
+        "apply_weights": applied,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = device_key(name)
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    plot(rows, args.out / f"{stem}.png", args.peak_tops, copy_gbs)
+    print(f"\n{name}  copy {copy_gbs:.0f} GB/s  torch {torch.__version__}  triton {triton.__version__}")
+    for key, value in summary.items():
+        print(f"  {key:<45} {value:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
