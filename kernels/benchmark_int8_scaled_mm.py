@@ -1,9 +1,10 @@
-"""Benchmark the INT8 W8A8 ops on a GPU against peers measured in the same run.
+"""Benchmark the INT8 W8A8 ops on a GPU against peers measured in the same run (kernel time).
 
 GEMM (sym and asym epilogues) over M x real model shapes, against bf16 `torch.matmul` and
 `torch._int_mm` + a torch epilogue; `scaled_int8_quant` against the measured copy bandwidth;
-the full `apply_weights` (quant + GEMM). Medians of `triton.testing.do_bench` (L2 flushed
-between repetitions). Prints tables, writes `kernels/results/<device>.json` and a PNG plot.
+the full `apply_weights` (quant + GEMM). GPU time: medians of `triton.testing.do_bench` over
+CUDA-graph replays with inputs rotated past L2 (see gpu_timing.py); host overhead per eager call
+is reported apart. Prints tables, writes `kernels/results/<device>.json` and a PNG plot.
 
     python kernels/benchmark_int8_scaled_mm.py [--quick] [--out DIR]
 """
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import torch
 import triton
+from gpu_timing import graph_time_ms, host_us_per_call, input_sets
 
 from vllm_int8 import ops
 from vllm_int8.linear import Int8ScaledMMLinearLayerConfig, TritonInt8ScaledMMLinearKernel
 from vllm_int8.ops.mm_configs import device_key
+from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
 
 M_VALUES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 # (model, layer): (N, K) of the weight, as y[M, N] = x[M, K] W^T
@@ -39,47 +42,61 @@ SHAPES = {
     ("SmolLM2-135M", "gate_up"): (3072, 576),
     ("SmolLM2-135M", "down"): (576, 1536),
 }
-REPEAT_MS = 60
-
-
-def bench(fn) -> float:
-    """Median milliseconds of fn over ~REPEAT_MS of repetitions."""
-    return triton.testing.do_bench(fn, warmup=15, rep=REPEAT_MS, return_mode="median")
 
 
 def copy_bandwidth_gbs() -> float:
     """Device-to-device copy of 1 GiB, bytes read plus written per second."""
     src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
-    ms = bench(lambda: dst.copy_(src))
+    ms = graph_time_ms([lambda: dst.copy_(src)])
     return 2 * src.numel() / ms / 1e6
 
 
+def int8_problem(m: int, n: int, k: int) -> dict:
+    """Random operands as the linear layer holds them (weight: [K, N] view of an [N, K] tensor)."""
+    w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda").t()
+    return {
+        "a": torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda"),
+        "w": w,
+        "scale_a": torch.rand(m, 1, device="cuda") * 1e-2,
+        "scale_b": torch.rand(n, 1, device="cuda") * 1e-2,
+        "bias": torch.randn(n, device="cuda", dtype=torch.bfloat16),
+        "azp": torch.randint(-128, 128, (m,), dtype=torch.int32, device="cuda"),
+        "azp_adj": w.sum(0, dtype=torch.int32),
+    }
+
+
 def gemm_row(m: int, n: int, k: int) -> dict:
-    """Times of ours (sym, asym) and the peers for one problem; inputs are random, never zeros."""
-    a = torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda")
-    w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda").t()  # the layer's [K, N] view
-    scale_a = torch.rand(m, 1, device="cuda") * 1e-2
-    scale_b = torch.rand(n, 1, device="cuda") * 1e-2
-    bias = torch.randn(n, device="cuda", dtype=torch.bfloat16)
-    azp = torch.randint(-128, 128, (m,), dtype=torch.int32, device="cuda")
-    azp_adj = w.sum(0, dtype=torch.int32)
+    """GPU times of ours (sym, asym) and the peers for one problem, on random data."""
     out = torch.bfloat16
+    sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
     row = {"M": m, "N": n, "K": k}
-    row["sym_ms"] = bench(lambda: ops.triton_scaled_mm(a, w, scale_a, scale_b, out, bias))
-    row["asym_ms"] = bench(lambda: ops.triton_scaled_mm(a, w, scale_a, scale_b, out, bias, azp_adj, azp))
-    x16 = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-    w16 = torch.randn(n, k, device="cuda", dtype=torch.bfloat16).t()
-    row["bf16_ms"] = bench(lambda: torch.matmul(x16, w16))
+    row["sym_ms"] = graph_time_ms(
+        [lambda p=p: ops.triton_scaled_mm(p["a"], p["w"], p["scale_a"], p["scale_b"], out, p["bias"]) for p in sets]
+    )
+    row["asym_ms"] = graph_time_ms(
+        [
+            lambda p=p: ops.triton_scaled_mm(
+                p["a"], p["w"], p["scale_a"], p["scale_b"], out, p["bias"], p["azp_adj"], p["azp"]
+            )
+            for p in sets
+        ]
+    )
     # torch._int_mm needs M > 16 on CUDA: smaller M is padded to 32 rows (what a user would do).
-    a_pad = a if m > 16 else torch.randint(-128, 128, (32, k), dtype=torch.int8, device="cuda")
-    sa_pad = scale_a if m > 16 else torch.rand(32, 1, device="cuda")
+    rows_int_mm = max(m, 32)
 
-    def int_mm_epilogue():
-        acc = torch._int_mm(a_pad, w)
-        return (acc.float() * sa_pad * scale_b.reshape(1, -1) + bias).to(out)
+    def int_mm_epilogue(p, a):
+        acc = torch._int_mm(a, p["w"])
+        return (acc.float() * p["scale_a"][:1] * p["scale_b"].reshape(1, -1) + p["bias"]).to(out)
 
-    row["int_mm_ms"] = bench(int_mm_epilogue)
+    padded = [torch.randint(-128, 128, (rows_int_mm, k), dtype=torch.int8, device="cuda") for _ in sets]
+    row["int_mm_ms"] = graph_time_ms([lambda p=p, a=a: int_mm_epilogue(p, a) for p, a in zip(sets, padded)])
+    del sets, padded
+    bf16_sets = [
+        (torch.randn(m, k, device="cuda", dtype=out), torch.randn(n, k, device="cuda", dtype=out).t())
+        for _ in range(input_sets(2 * (n * k + m * k)))
+    ]
+    row["bf16_ms"] = graph_time_ms([lambda x=x, w=w: torch.matmul(x, w) for x, w in bf16_sets])
     return row
 
 
@@ -97,13 +114,24 @@ def derive(row: dict) -> dict:
 def quant_rows(copy_gbs: float, k: int = 4096) -> list[dict]:
     rows = []
     for m in (1, 16, 256, 4096, 16384):
-        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(input_sets(m * k * 3))]
         for symmetric in (True, False):
-            ms = bench(lambda x=x, s=symmetric: ops.triton_scaled_int8_quant(x, symmetric=s))
+            ms = graph_time_ms([lambda x=x, s=symmetric: ops.triton_scaled_int8_quant(x, symmetric=s) for x in xs])
             moved = m * k * 3 + m * 8  # bf16 read, int8 write, scale (+azp) write
             gbs = moved / ms / 1e6
             rows.append({"M": m, "K": k, "symmetric": symmetric, "ms": ms, "gbs": gbs, "of_copy": gbs / copy_gbs})
     return rows
+
+
+def int8_layer(n: int, k: int, symmetric: bool):
+    """A processed dynamic-activation layer on the Triton kernel, random weights."""
+    kernel = TritonInt8ScaledMMLinearKernel(Int8ScaledMMLinearLayerConfig(False, True, symmetric))
+    layer = torch.nn.Module()
+    layer.weight = torch.nn.Parameter(torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda"), False)
+    layer.weight_scale = torch.nn.Parameter(torch.rand(n, 1, device="cuda") * 1e-2, False)
+    layer.input_scale = layer.input_zero_point = layer.azp_adj = None
+    kernel.process_weights_after_loading(layer)
+    return kernel, layer
 
 
 def apply_rows(quick: bool) -> list[dict]:
@@ -113,23 +141,31 @@ def apply_rows(quick: bool) -> list[dict]:
         if model != "Llama-3-8B":
             continue
         for symmetric in (True, False):
-            config = Int8ScaledMMLinearLayerConfig(False, True, symmetric)
-            kernel = TritonInt8ScaledMMLinearKernel(config)
-            layer = torch.nn.Module()
-            layer.weight = torch.nn.Parameter(
-                torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda"), requires_grad=False
-            )
-            layer.weight_scale = torch.nn.Parameter(torch.rand(n, 1, device="cuda") * 1e-2, requires_grad=False)
-            layer.input_scale = layer.input_zero_point = layer.azp_adj = None
-            kernel.process_weights_after_loading(layer)
-            w16 = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+            layers = [int8_layer(n, k, symmetric) for _ in range(input_sets(n * k))]
+            weights16 = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(input_sets(2 * n * k))]
             for m in (1, 16, 256, 4096) if not quick else (1, 4096):
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-                ms = bench(lambda kernel=kernel, layer=layer, x=x: kernel.apply_weights(layer, x))
-                bf16 = bench(lambda x=x, w16=w16: torch.nn.functional.linear(x, w16))
+                ms = graph_time_ms([lambda kl=kl, x=x: kl[0].apply_weights(kl[1], x) for kl in layers])
+                bf16 = graph_time_ms([lambda w=w, x=x: torch.nn.functional.linear(x, w) for w in weights16])
                 scheme = "sym" if symmetric else "asym"
                 rows.append({"layer": layer_name, "N": n, "K": k, "M": m, "scheme": scheme, "ms": ms, "bf16_ms": bf16})
+            del layers, weights16
     return rows
+
+
+def host_overhead_us() -> dict:
+    """Eager wall time per call on a tiny problem, where only the host cost remains."""
+    p = int8_problem(1, 256, 256)
+    kernel, layer = int8_layer(256, 256, False)
+    x = torch.randn(1, 256, device="cuda", dtype=torch.bfloat16)
+    w16 = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
+    args = (p["a"], p["w"], p["scale_a"], p["scale_b"], torch.bfloat16, p["bias"], p["azp_adj"], p["azp"])
+    return {
+        "ops.triton_scaled_mm": host_us_per_call(lambda: ops.triton_scaled_mm(*args)),
+        "launch_scaled_mm (no checks, no custom op)": host_us_per_call(lambda: launch_scaled_mm(*args)),
+        "apply_weights (quant + GEMM)": host_us_per_call(lambda: kernel.apply_weights(layer, x)),
+        "torch.nn.functional.linear bf16": host_us_per_call(lambda: torch.nn.functional.linear(x, w16)),
+    }
 
 
 def geomean(values) -> float:
@@ -210,6 +246,9 @@ def main() -> None:
             f"apply {r['scheme']:<4} {r['layer']:<8} M={r['M']:<5} {r['ms'] * 1e3:8.1f} us  "
             f"bf16 {r['bf16_ms'] * 1e3:8.1f} us"
         )
+    host = host_overhead_us()
+    for what, us in host.items():
+        print(f"host {what:<45} {us:7.1f} us/call")
     summary = summarize(rows, quant)
     result = {
         "device": name,
@@ -221,6 +260,7 @@ def main() -> None:
         "gemm": rows,
         "quant": quant,
         "apply_weights": applied,
+        "host_us_per_call": host,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = device_key(name)

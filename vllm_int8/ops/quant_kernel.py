@@ -39,15 +39,16 @@ def quantize_block(x, scale, azp):
 
 @triton.jit
 def _block_stats(x, mask):
-    """(max, min, has-non-finite) of the valid lanes of a block."""
+    """(max, min) of the valid lanes; a NaN counts as +inf, so one reduction each catches it."""
+    x = tl.where(x == x, x, float("inf"))
     hi = tl.max(tl.where(mask, x, float("-inf")), axis=0)
     lo = tl.min(tl.where(mask, x, float("inf")), axis=0)
-    bad = tl.max(((x != x) | (tl.abs(x) == float("inf"))).to(tl.int32), axis=0)
-    return hi, lo, bad
+    return hi, lo
 
 
 @triton.jit
-def _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC: tl.constexpr):
+def _dynamic_scale_and_azp(hi, lo, SYMMETRIC: tl.constexpr):
+    """Row scale (and azp) from its range; a range with +-inf or NaN (seen as inf) -> (NaN, 0)."""
     if SYMMETRIC:
         scale = tl.math.div_rn(tl.maximum(hi, -lo), 127.0)
         azp = 0.0
@@ -57,8 +58,9 @@ def _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC: tl.constexpr):
         scale = tl.math.div_rn(hi - lo, 255.0)
         nonzero = scale != 0.0
         azp = tl.where(nonzero, -128.0 - tl.math.div_rn(lo, tl.where(nonzero, scale, 1.0)), 0.0)
-        azp = tl.where(bad != 0, 0.0, round_half_even(azp))
-    scale = tl.where(bad != 0, float("nan"), scale)
+    bad = scale == float("inf")
+    azp = tl.where(bad, 0.0, round_half_even(azp))
+    scale = tl.where(bad, float("nan"), scale)
     return scale, azp
 
 
@@ -86,8 +88,8 @@ def _scaled_int8_quant_kernel(
             scale = tl.load(scale_ptr)
             azp = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)
         else:
-            hi, lo, bad = _block_stats(x, mask)
-            scale, azp = _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC)
+            hi, lo = _block_stats(x, mask)
+            scale, azp = _dynamic_scale_and_azp(hi, lo, SYMMETRIC)
             tl.store(scale_ptr + row, scale)
             if not SYMMETRIC:
                 tl.store(azp_ptr + row, azp.to(tl.int32))
@@ -99,15 +101,13 @@ def _scaled_int8_quant_kernel(
         else:
             hi = float("-inf")
             lo = float("inf")
-            bad = 0
             for start in range(0, K, BLOCK):
                 mask = start + offs < K
                 x = tl.load(x_row + start + offs, mask=mask, other=0.0).to(tl.float32)
-                block_hi, block_lo, block_bad = _block_stats(x, mask)
+                block_hi, block_lo = _block_stats(x, mask)
                 hi = tl.maximum(hi, block_hi)
                 lo = tl.minimum(lo, block_lo)
-                bad = tl.maximum(bad, block_bad)
-            scale, azp = _dynamic_scale_and_azp(hi, lo, bad, SYMMETRIC)
+            scale, azp = _dynamic_scale_and_azp(hi, lo, SYMMETRIC)
             tl.store(scale_ptr + row, scale)
             if not SYMMETRIC:
                 tl.store(azp_ptr + row, azp.to(tl.int32))

@@ -35,20 +35,21 @@ def dynamic_scale_and_azp(x: torch.Tensor, symmetric: bool) -> tuple[torch.Tenso
     Symmetric: `s = amax|x| / 127`. Asymmetric: the row's range is widened to contain 0 (as
     compressed-tensors' observers do), `s = (max - min) / 255`, `azp = round(-128 - min / s)`, so
     azp always lies in [-128, 127] and the int32 GEMM epilogue cannot overflow. A row holding a
-    NaN or +-inf gets scale NaN and azp 0, so its output is NaN and no other row is touched.
+    NaN or +-inf (or whose range overflows float32) gets scale NaN and azp 0: its output is NaN
+    and no other row is touched.
     """
-    nonfinite = ~torch.isfinite(x).all(dim=-1, keepdim=True)
-    nan = torch.full_like(x[:, :1], float("nan"))
+    x = torch.where(torch.isnan(x), torch.full_like(x, float("inf")), x)  # NaN counts as +inf
     if symmetric:
         scale = x.abs().amax(dim=-1, keepdim=True) / INT8_MAX
-        return torch.where(nonfinite, nan, scale), None
+        return torch.where(torch.isinf(scale), torch.full_like(scale, float("nan")), scale), None
     hi = x.amax(dim=-1, keepdim=True).clamp(min=0.0)
     lo = x.amin(dim=-1, keepdim=True).clamp(max=0.0)
     scale = (hi - lo) / (INT8_MAX - INT8_MIN)
     safe_scale = torch.where(scale != 0, scale, torch.ones_like(scale))
     azp = torch.where(scale != 0, INT8_MIN - lo / safe_scale, torch.zeros_like(scale))
-    azp = torch.where(nonfinite, torch.zeros_like(azp), torch.round(azp))
-    return torch.where(nonfinite, nan, scale), azp.to(torch.int32)
+    bad = torch.isinf(scale)
+    azp = torch.where(bad, torch.zeros_like(azp), torch.round(azp))
+    return torch.where(bad, torch.full_like(scale, float("nan")), scale), azp.to(torch.int32)
 
 
 def torch_scaled_int8_quant(

@@ -1,0 +1,134 @@
+"""Search the scaled-MM kernel's tiles per (device, N, K, M bucket) and write the JSON vllm_int8 ships.
+
+For each shape and M bucket, every candidate config is timed (asym epilogue, bf16 out, CUDA-graph
+replays over rotated inputs: gpu_timing.py) and the fastest is kept. The result is written to
+`vllm_int8/ops/tuned/<device>.json`, which `vllm_int8.ops.mm_configs.select_config` loads at run
+time; shapes or devices without an entry fall back to the heuristic.
+
+    python kernels/tune_int8_scaled_mm.py [--models Llama-3-8B,SmolLM2-135M] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+from pathlib import Path
+
+import torch
+import triton
+from benchmark_int8_scaled_mm import SHAPES, int8_problem
+from gpu_timing import graph_time_ms, input_sets
+
+from vllm_int8.ops.mm_configs import TUNED_DIR, MMConfig, device_key, heuristic_config
+from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+
+M_BUCKETS = [1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+SHARED_MEMORY_BYTES = 220 * 1024  # H100/H200 per-block limit is 227 KB
+
+
+def candidates(m: int) -> list[MMConfig]:
+    """Tile shapes worth trying for an M bucket (thin tiles for decode, wide ones for prefill)."""
+    if m <= 16:
+        space = ([16], [32, 64, 128], [128, 256, 512], [4], [3, 4, 5])
+    elif m <= 32:
+        space = ([32], [32, 64, 128], [128, 256], [4], [3, 4, 5])
+    elif m <= 64:
+        space = ([32, 64], [64, 128], [128, 256], [4], [3, 4])
+    elif m <= 512:
+        space = ([64, 128], [128, 256], [64, 128], [4, 8], [3, 4])
+    else:
+        space = ([128, 256], [128, 256], [64, 128], [8], [3, 4, 5])
+    configs = []
+    for bm, bn, bk, warps, stages in itertools.product(*space):
+        if bm * bn > 128 * 256 or stages * (bm * bk + bk * bn) > SHARED_MEMORY_BYTES:
+            continue
+        configs.append(MMConfig(bm, bn, bk, group_m=1 if m <= 64 else 8, num_warps=warps, num_stages=stages))
+    return configs
+
+
+def _compile_one(task: tuple[dict, int, int]) -> str | None:
+    """Compile one (config, M, K) variant on tiny tensors, filling Triton's on-disk cache."""
+    config, m, k = MMConfig(**task[0]), task[1], task[2]
+    try:
+        p = int8_problem(m, 256, k)
+        launch_scaled_mm(
+            p["a"], p["w"], p["scale_a"], p["scale_b"], torch.bfloat16, p["bias"], p["azp_adj"], p["azp"], config
+        )
+        torch.cuda.synchronize()
+    except Exception as e:  # noqa: BLE001 - a config the GPU cannot run is simply not a candidate
+        return f"{config}: {type(e).__name__}"
+    return None
+
+
+def precompile(tasks: set[tuple[MMConfig, int, int]], workers: int) -> None:
+    """Compile every variant in parallel processes: compilation, not timing, dominates tuning."""
+    import multiprocessing
+
+    # Kernels specialize on M == 1 and on K % BLOCK_K == 0, not on the sizes themselves.
+    unique = {(c, 1 if m == 1 else 16, k % c.block_k == 0, k) for c, m, k in tasks}
+    seen, work = set(), []
+    for c, m, even, k in sorted(unique, key=str):
+        if (c, m, even) not in seen:
+            seen.add((c, m, even))
+            work.append((c.to_dict(), m, k))
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for failure in pool.imap_unordered(_compile_one, work):
+            if failure:
+                print(f"  cannot compile {failure}")
+    print(f"precompiled {len(work)} kernel variants", flush=True)
+
+
+def time_config(sets: list[dict], config: MMConfig) -> float:
+    def call(p):
+        return launch_scaled_mm(
+            p["a"], p["w"], p["scale_a"], p["scale_b"], torch.bfloat16, p["bias"], p["azp_adj"], p["azp"], config
+        )
+
+    return graph_time_ms([lambda p=p: call(p) for p in sets], rep_ms=15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="Llama-3-8B,Llama-3-70B,SmolLM2-135M")
+    parser.add_argument("--out", type=Path, default=TUNED_DIR)
+    parser.add_argument("--workers", type=int, default=12, help="parallel compile processes")
+    args = parser.parse_args()
+    name = torch.cuda.get_device_name()
+    path = args.out / f"{device_key(name)}.json"
+    table = json.loads(path.read_text()) if path.is_file() else {"device": name, "configs": {}}
+    models = args.models.split(",")
+    shapes = {key: nk for key, nk in SHAPES.items() if key[0] in models}
+    precompile({(c, m, k) for (_, k) in shapes.values() for m in M_BUCKETS for c in candidates(m)}, args.workers)
+    for (model, layer), (n, k) in shapes.items():
+        buckets = table["configs"].setdefault(f"{n},{k}", {})
+        for m in M_BUCKETS:
+            sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
+            base = time_config(sets, heuristic_config(m, n, k))
+            best, best_ms = None, float("inf")
+            for config in candidates(m):
+                try:
+                    ms = time_config(sets, config)
+                except (triton.runtime.errors.OutOfResources, RuntimeError) as e:
+                    print(f"  skip {config}: {type(e).__name__}")
+                    continue
+                if ms < best_ms:
+                    best, best_ms = config, ms
+            buckets[str(m)] = best.to_dict()
+            tops = 2 * m * n * k / best_ms / 1e9
+            print(
+                f"{model:<13}{layer:<8}M={m:<5} N={n:<6} K={k:<6} best {best_ms * 1e3:8.1f} us {tops:7.1f} TOPS "
+                f"(heuristic {base * 1e3:8.1f} us, {base / best_ms:4.2f}x) {best}",
+                flush=True,
+            )
+            del sets
+        table["date"] = datetime.date.today().isoformat()
+        table["triton"] = triton.__version__
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1, sort_keys=True))  # after each shape: partial runs count
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
