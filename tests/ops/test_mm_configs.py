@@ -1,0 +1,60 @@
+"""Tuned tile configs: the shipped files load on CPU, buckets resolve, unknown shapes fall back."""
+
+import json
+
+import pytest
+import torch
+
+from vllm_int8.ops import mm_configs
+from vllm_int8.ops.mm_configs import MMConfig, device_key, heuristic_config, load_tuned, pick_bucket, select_config
+
+SHIPPED = sorted(mm_configs.TUNED_DIR.glob("*.json"))
+
+
+def test_device_key_is_a_file_name():
+    assert device_key("NVIDIA H100 80GB HBM3") == "NVIDIA_H100_80GB_HBM3"
+    assert device_key("AMD Instinct MI325X") == "AMD_Instinct_MI325X"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_files_load_and_are_sane(path):
+    device = json.loads(path.read_text())["device"]
+    assert device_key(device) == path.stem
+    table = load_tuned(device)
+    assert table, "a shipped tuning file must hold configs"
+    for buckets in table.values():
+        for m, cfg in buckets.items():
+            assert m >= 1 and cfg.block_m >= 16 and cfg.block_n >= 16 and cfg.block_k >= 32
+            assert cfg.num_warps in (1, 2, 4, 8, 16) and cfg.num_stages >= 1
+
+
+def test_at_least_one_device_ships():
+    assert any(p.stem == "NVIDIA_H100_80GB_HBM3" for p in SHIPPED)
+
+
+def test_pick_bucket_takes_the_smallest_bucket_not_below_m():
+    buckets = {1: MMConfig(16, 32, 256), 16: MMConfig(16, 64, 256), 256: MMConfig(64, 128, 128)}
+    assert pick_bucket(buckets, 1) == buckets[1]
+    assert pick_bucket(buckets, 2) == buckets[16]
+    assert pick_bucket(buckets, 17) == buckets[256]
+    assert pick_bucket(buckets, 100000) == buckets[256]
+
+
+def test_unknown_device_or_shape_falls_back_to_the_heuristic(monkeypatch, tmp_path):
+    assert load_tuned("No Such GPU", tmp_path) == {}
+    assert select_config(300, 123, 456, torch.device("cpu")) == heuristic_config(300, 123, 456)
+    monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    assert select_config(300, 123, 456, torch.device("cuda")) == heuristic_config(300, 123, 456)
+
+
+def test_a_tuned_shape_is_used_on_its_device(monkeypatch):
+    monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    table = load_tuned("NVIDIA H100 80GB HBM3")
+    (n, k), buckets = next(iter(table.items()))
+    assert select_config(1, n, k, torch.device("cuda")) == pick_bucket(buckets, 1)
+
+
+@pytest.mark.parametrize("m", [1, 16, 17, 64, 100, 128, 1000, 5000])
+def test_heuristic_tiles_are_valid(m):
+    cfg = heuristic_config(m, 4096, 4096)
+    assert cfg.block_m >= 16 and cfg.block_m & (cfg.block_m - 1) == 0
