@@ -1,0 +1,46 @@
+"""A compute-sanitizer target: every kernel path on ragged shapes, results checked.
+
+compute-sanitizer --tool memcheck python kernels/sanitize_ragged.py
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from vllm_int8 import ops
+
+SHAPES = [(1, 1, 1), (1, 33, 17), (17, 100, 35), (70, 257, 130), (129, 576, 960), (5, 9000, 3)]
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    checked = 0
+    for (m, k, n), symmetric, static, kn_layout in itertools.product(
+        SHAPES, (True, False), (True, False), (True, False)
+    ):
+        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+        scale = torch.tensor([0.02], device="cuda") if static else None
+        azp = torch.tensor([3], device="cuda", dtype=torch.int32) if static and not symmetric else None
+        q, x_s, x_zp = ops.triton_scaled_int8_quant(x, scale, azp, symmetric)
+        q_ref, _, _ = ops.torch_scaled_int8_quant(x, scale, azp, symmetric)
+        assert torch.equal(q, q_ref)
+        w = torch.randint(-128, 128, (k, n) if kn_layout else (n, k), device="cuda", dtype=torch.int8)
+        w = w if kn_layout else w.t()
+        w_s = torch.rand(n, device="cuda") * 0.01
+        bias = torch.randn(n, device="cuda", dtype=torch.float16)
+        adj = per_token = None
+        if not symmetric:
+            adj = w.sum(0, dtype=torch.int32) * (x_zp if static else 1)
+            per_token = None if static else x_zp.reshape(-1)
+        out = ops.triton_scaled_mm(q, w, x_s, w_s, torch.float16, bias, adj, per_token)
+        ref = ops.torch_scaled_mm(q, w, x_s, w_s, torch.float32, bias, adj, per_token)
+        torch.testing.assert_close(out.float(), ref, rtol=2e-3, atol=2e-3)
+        checked += 1
+    torch.cuda.synchronize()
+    print(f"sanitize_ragged: {checked} cases checked")
+
+
+if __name__ == "__main__":
+    main()
