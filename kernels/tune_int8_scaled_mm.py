@@ -45,6 +45,9 @@ def candidates(m: int) -> list[MMConfig]:
         if bm * bn > 128 * 256 or stages * (bm * bk + bk * bn) > SHARED_MEMORY_BYTES:
             continue
         configs.append(MMConfig(bm, bn, bk, group_m=1 if m <= 64 else 8, num_warps=warps, num_stages=stages))
+    if m <= 64:  # decode: split K so that enough programs stream the weight
+        for bn, bk, split in itertools.product([32, 64, 128], [128, 256], [2, 4, 8]):
+            configs.append(MMConfig(min(max(m, 16), 64), bn, bk, group_m=1, num_warps=4, num_stages=4, split_k=split))
     return configs
 
 
@@ -93,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="Llama-3-8B,Llama-3-70B,SmolLM2-135M")
     parser.add_argument("--out", type=Path, default=TUNED_DIR)
+    parser.add_argument("--buckets", default=",".join(map(str, M_BUCKETS)), help="M buckets to (re)tune")
     parser.add_argument("--workers", type=int, default=12, help="parallel compile processes")
     args = parser.parse_args()
     name = torch.cuda.get_device_name()
@@ -100,10 +104,11 @@ def main() -> None:
     table = json.loads(path.read_text()) if path.is_file() else {"device": name, "configs": {}}
     models = args.models.split(",")
     shapes = {key: nk for key, nk in SHAPES.items() if key[0] in models}
-    precompile({(c, m, k) for (_, k) in shapes.values() for m in M_BUCKETS for c in candidates(m)}, args.workers)
+    buckets_to_tune = [int(b) for b in args.buckets.split(",")]
+    precompile({(c, m, k) for (_, k) in shapes.values() for m in buckets_to_tune for c in candidates(m)}, args.workers)
     for (model, layer), (n, k) in shapes.items():
         buckets = table["configs"].setdefault(f"{n},{k}", {})
-        for m in M_BUCKETS:
+        for m in buckets_to_tune:
             sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
             base = time_config(sets, heuristic_config(m, n, k))
             best, best_ms = None, float("inf")

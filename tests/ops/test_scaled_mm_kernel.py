@@ -1,5 +1,7 @@
 """triton_scaled_mm against float64 math: every scale/azp/bias/dtype/layout path, ragged shapes."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -93,3 +95,31 @@ def test_degenerate_dimensions(shape, device):
     out = ops.triton_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp)
     ref, magnitude = scaled_mm_float64(a, b, sa, sb, bias, azp_adj, azp)
     assert_within_rounding(out, ref, magnitude)
+
+
+@pytest.mark.parametrize("split_k", [2, 3, 7])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_split_k_is_exact_and_leaves_a_clean_workspace(scheme, split_k, device):
+    """K-slices (some empty: 7 slices of 4 K-steps) reduce exactly; repeated calls stay exact."""
+    from vllm_int8.ops.scaled_mm_kernel import _workspaces, launch_scaled_mm
+
+    config = dataclasses.replace(SMALL_TILES, split_k=split_k)
+    ones = torch.ones(1, device=device)
+    for m, k, n in [(3, 100, 35), (19, 64, 48), (1, 33, 17)]:
+        a, b, _, _, _, azp_adj, azp = make_problem(scheme, m, k, n, "nk", False, False, torch.float32, device)
+        exact, _ = scaled_mm_float64(a, b, ones, ones, None, azp_adj, azp)
+        for _ in range(2):
+            out = launch_scaled_mm(a, b, ones, ones, torch.float32, None, azp_adj, azp, config=config)
+            assert torch.equal(out.double().cpu(), exact.cpu())
+    for partials, counters in _workspaces.values():
+        assert not partials.any() and not counters.any()
+
+
+def test_split_k_with_scales_and_bias_matches_float64(device):
+    from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+
+    m, k, n = 5, 130, 40
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, "nk", True, True, torch.bfloat16, device)
+    config = dataclasses.replace(SMALL_TILES, split_k=4)
+    out = launch_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, azp_adj, azp, config=config)
+    assert_within_rounding(out, *scaled_mm_float64(a, b, sa, sb, bias, azp_adj, azp))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ class MMConfig:
     group_m: int = 8
     num_warps: int = 4
     num_stages: int = 3
+    split_k: int = 1  # K-slices reduced exactly in int32 within the one launch (decode)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -35,14 +36,27 @@ class MMConfig:
 def heuristic_config(m: int, n: int, k: int) -> MMConfig:
     """Tiles by M: thin tiles that stream the weight for decode, square ones for prefill."""
     if m <= 16:
-        return MMConfig(16, 32 if n <= 8192 else 64, 256, group_m=1, num_warps=4, num_stages=5)
-    if m <= 32:
-        return MMConfig(32, 64, 256, group_m=1, num_warps=4, num_stages=4)
-    if m <= 64:
-        return MMConfig(64, 64, 256, group_m=8, num_warps=4, num_stages=4)
-    if m <= 128:
-        return MMConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=4)
-    return MMConfig(128, 128, 128, group_m=8, num_warps=8, num_stages=3)
+        cfg = MMConfig(16, 32 if n <= 8192 else 64, 256, group_m=1, num_warps=4, num_stages=5)
+    elif m <= 32:
+        cfg = MMConfig(32, 32, 256, group_m=1, num_warps=4, num_stages=5)
+    elif m <= 64:
+        cfg = MMConfig(64, 64, 256, group_m=1, num_warps=4, num_stages=4)
+    elif m <= 512:
+        return MMConfig(64, 128, 128, group_m=8, num_warps=8, num_stages=4)
+    else:
+        return MMConfig(256, 128, 128, group_m=8, num_warps=8, num_stages=3)
+    return replace(cfg, split_k=heuristic_split_k(m, n, k, cfg))
+
+
+def heuristic_split_k(m: int, n: int, k: int, cfg: MMConfig, target_programs: int = 264) -> int:
+    """Split K (by powers of two, up to 8) until about two programs per SM of a 132-SM GPU stream
+    the weight, keeping at least 4 K-steps per slice."""
+    tiles = -(-m // cfg.block_m) * -(-n // cfg.block_n)
+    steps = -(-k // cfg.block_k)
+    split = 1
+    while split < 8 and tiles * split * 2 <= target_programs and steps // (split * 2) >= 4:
+        split *= 2
+    return split
 
 
 def device_key(name: str) -> str:
