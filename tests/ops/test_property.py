@@ -12,6 +12,7 @@ from tests.oracle import assert_within_rounding, scaled_mm_float64
 from vllm_int8 import ops
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # hypothesis and function fixtures do not mix
 
 
 @st.composite
@@ -52,15 +53,16 @@ def test_quant_then_gemm_matches_reference_and_float64(p):
         scale = torch.tensor([p["static_scale"]], dtype=torch.float32)
         azp = None if p["symmetric"] else torch.tensor([p["static_azp"]], dtype=torch.int32)
 
-    q, x_s, x_zp = ops.triton_scaled_int8_quant(x, scale, azp, p["symmetric"])
     q_ref, s_ref, zp_ref = ops.torch_scaled_int8_quant(x, scale, azp, p["symmetric"])
-    assert torch.equal(q, q_ref) and torch.equal(x_s, s_ref)
-    assert (x_zp is None) == (zp_ref is None) and (x_zp is None or torch.equal(x_zp, zp_ref))
+    x, scale, azp = (None if t is None else t.to(DEVICE) for t in (x, scale, azp))
+    q, x_s, x_zp = ops.triton_scaled_int8_quant(x, scale, azp, p["symmetric"])
+    assert torch.equal(q.cpu(), q_ref) and torch.equal(x_s.cpu(), s_ref)
+    assert (x_zp is None) == (zp_ref is None) and (x_zp is None or torch.equal(x_zp.cpu(), zp_ref))
 
     w = torch.randint(-128, 128, (k, n) if p["weight_kn"] else (n, k), dtype=torch.int8, generator=gen)
-    w = w if p["weight_kn"] else w.t()
-    w_s = torch.rand(n if p["per_channel"] else 1, generator=gen) * 0.01 + 1e-4
-    bias = torch.randn(n, generator=gen) if p["bias"] else None
+    w = (w if p["weight_kn"] else w.t()).to(DEVICE)
+    w_s = (torch.rand(n if p["per_channel"] else 1, generator=gen) * 0.01 + 1e-4).to(DEVICE)
+    bias = torch.randn(n, generator=gen).to(DEVICE) if p["bias"] else None
     azp_adj = per_token_azp = None
     if not p["symmetric"]:
         azp_adj = w.to(torch.int32).sum(0, dtype=torch.int32)
