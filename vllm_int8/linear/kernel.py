@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from vllm_int8 import ops
+from vllm_int8.ops.reference import divide
 
 DEFAULT_PARAM_NAMES = ("weight", "weight_scale", "input_scale", "input_zero_point", "azp_adj")
 _PROCESSED_FLAG = "_vllm_int8_weights_processed"
@@ -108,7 +109,7 @@ def static_asymmetric_scale_and_azp(
     zps = input_zero_point.reshape(-1).to(torch.int32).to(torch.float32)
     range_max = (scales * (INT8_MAX - zps)).max().clamp(min=0.0)
     range_min = (scales * (INT8_MIN - zps)).min().clamp(max=0.0)
-    scale = (range_max - range_min) / (INT8_MAX - INT8_MIN)
+    scale = divide(range_max - range_min, INT8_MAX - INT8_MIN)  # the same float on CPU and GPU
     if scale.item() == 0.0:
         return scale.reshape(1), torch.zeros(1, dtype=torch.int32, device=scale.device)
     azp = torch.round(INT8_MIN - range_min / scale).clamp(INT8_MIN, INT8_MAX)

@@ -15,6 +15,11 @@ INT8_MAX = 127
 QUOTIENT_CLAMP = 512.0
 
 
+def divide(a: torch.Tensor, b: float) -> torch.Tensor:
+    """IEEE a / b on every device: a Python-number divisor lets CUDA torch multiply by 1/b instead."""
+    return a / torch.full_like(a, b)
+
+
 def quantize_with(x: torch.Tensor, scale: torch.Tensor, azp: torch.Tensor | None) -> torch.Tensor:
     """`clamp(round_half_even(x / scale) + azp, -128, 127)`; a zero scale and NaN quotients give `azp`.
 
@@ -40,11 +45,11 @@ def dynamic_scale_and_azp(x: torch.Tensor, symmetric: bool) -> tuple[torch.Tenso
     """
     x = torch.where(torch.isnan(x), torch.full_like(x, float("inf")), x)  # NaN counts as +inf
     if symmetric:
-        scale = x.abs().amax(dim=-1, keepdim=True) / INT8_MAX
+        scale = divide(x.abs().amax(dim=-1, keepdim=True), INT8_MAX)
         return torch.where(torch.isinf(scale), torch.full_like(scale, float("nan")), scale), None
     hi = x.amax(dim=-1, keepdim=True).clamp(min=0.0)
     lo = x.amin(dim=-1, keepdim=True).clamp(max=0.0)
-    scale = (hi - lo) / (INT8_MAX - INT8_MIN)
+    scale = divide(hi - lo, INT8_MAX - INT8_MIN)
     safe_scale = torch.where(scale != 0, scale, torch.ones_like(scale))
     azp = torch.where(scale != 0, INT8_MIN - lo / safe_scale, torch.zeros_like(scale))
     bad = torch.isinf(scale)
