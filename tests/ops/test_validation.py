@@ -58,9 +58,12 @@ def test_k_beyond_the_int32_limit_is_refused(symmetric, max_k):
         ops.torch_scaled_mm(**args)
 
 
-def test_non_contiguous_activations_are_accepted():
-    args = good_mm_args()
-    strided = torch.randint(-128, 128, (32, 4), dtype=torch.int8).t()  # [4, 32], stride (1, 4)
+def test_non_contiguous_activations_are_accepted(device):
+    args = {
+        name: None if t is None or isinstance(t, torch.dtype) else t.to(device) for name, t in good_mm_args().items()
+    }
+    args["out_dtype"] = torch.bfloat16
+    strided = torch.randint(-128, 128, (32, 4), dtype=torch.int8, device=device).t()  # [4, 32], stride (1, 4)
     args["input"] = strided
     out = ops.triton_scaled_mm(**args)
     args["input"] = strided.contiguous()

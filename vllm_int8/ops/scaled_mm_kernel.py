@@ -68,7 +68,7 @@ def _epilogue(
     tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])  # M only bounds masks: one compiled variant for every batch size
 def _scaled_mm_kernel(
     a_ptr,
     b_ptr,
