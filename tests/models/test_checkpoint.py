@@ -1,0 +1,95 @@
+"""Quantizer -> checkpoint -> loader round trip on a tiny Llama, for each activation scheme."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from tests.models.tiny import tiny_llama, token_batches
+from vllm_int8 import ops
+from vllm_int8.linear import Int8Linear
+from vllm_int8.models import (
+    ACTIVATION_SCHEMES,
+    load_quantized_model,
+    parse_quantization_config,
+    quantize_in_place,
+    quantize_model,
+    save_checkpoint,
+)
+
+SCHEMES = list(ACTIVATION_SCHEMES)
+
+
+class Float64Oracle(torch.nn.Module):
+    """One quantized linear in float64 on the same integers: x quantized by the reference op."""
+
+    def __init__(self, tensors, name, scheme):
+        super().__init__()
+        c = ACTIVATION_SCHEMES[scheme]
+        self.symmetric = c.input_symmetric
+        self.w = tensors[f"{name}.weight"].double() * tensors[f"{name}.weight_scale"].double()  # [N, K]
+        self.input_scale = tensors.get(f"{name}.input_scale")
+        zp = tensors.get(f"{name}.input_zero_point")
+        self.input_zp = None if zp is None else zp.to(torch.int32)
+
+    def forward(self, x):
+        q, s, zp = ops.torch_scaled_int8_quant(x.float(), self.input_scale, self.input_zp, self.symmetric)
+        rows = q.reshape(-1, q.shape[-1]).double() - (0 if zp is None else zp.double().reshape(-1, 1))
+        y = (rows * s.double().reshape(-1, 1)) @ self.w.t()
+        return y.reshape(*x.shape[:-1], -1)
+
+
+def oracle_model(float_model, tensors, scheme):
+    model = copy.deepcopy(float_model).double()
+    for name, module in list(model.named_modules()):
+        if isinstance(module, torch.nn.Linear) and f"{name}.weight_scale" in tensors:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, Float64Oracle(tensors, name, scheme))
+    return model
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_round_trip_is_bit_exact_and_matches_float64(scheme, tmp_path):
+    float_model = tiny_llama()
+    batches = token_batches()
+    config, tensors = quantize_model(float_model, scheme, batches)
+    saved = save_checkpoint(tmp_path / scheme, float_model.config, config, tensors)
+
+    raw = json.loads((saved / "config.json").read_text())["quantization_config"]
+    assert parse_quantization_config(raw).config_groups["group_0"].input_activations.dynamic == scheme.startswith("dyn")
+    loaded, layers = load_quantized_model(saved)
+    assert len(layers) == 2 * 7 and all(isinstance(m, Int8Linear) for m in layers.values())
+    assert "lm_head" not in layers  # ignored
+
+    in_memory = copy.deepcopy(float_model)
+    quantize_in_place(in_memory, scheme, batches)
+    ids = token_batches(1, 20, seed=7)[0]
+    with torch.no_grad():
+        logits = loaded(input_ids=ids).logits
+        assert torch.equal(logits, in_memory(input_ids=ids).logits)  # save -> load: bit for bit
+        expected = oracle_model(float_model, tensors, scheme)(input_ids=ids).logits
+    err = (logits.double() - expected).abs().max().item()
+    assert err <= 1e-3 * expected.abs().max().item(), f"max |logit error| {err:.3e}"
+
+
+def test_static_scheme_needs_calibration():
+    with pytest.raises(ValueError, match="calibration data"):
+        quantize_model(tiny_llama(), "static-asym", [])
+
+
+def test_tied_embeddings_are_not_saved_twice(tmp_path):
+    model = tiny_llama(tie=True)
+    config, tensors = quantize_model(model, "dynamic-sym")
+    assert "lm_head.weight" not in tensors
+    loaded, _ = load_quantized_model(save_checkpoint(tmp_path, model.config, config, tensors))
+    assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
+
+
+def test_static_asymmetric_tensors_have_compressed_tensors_dtypes():
+    _, tensors = quantize_model(tiny_llama(), "static-asym", token_batches())
+    name = "model.layers.0.self_attn.q_proj"
+    assert tensors[f"{name}.weight"].dtype == torch.int8
+    assert tensors[f"{name}.weight_scale"].shape == (64, 1)
+    assert tensors[f"{name}.input_scale"].shape == (1,) and tensors[f"{name}.input_scale"].item() > 0
+    assert tensors[f"{name}.input_zero_point"].dtype == torch.int8

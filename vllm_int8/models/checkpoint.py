@@ -1,0 +1,74 @@
+"""compressed-tensors W8A8 checkpoint directories: write one, and load one into HF transformers.
+
+A directory holds config.json (the model config with `quantization_config`), model.safetensors
+and, when given, the tokenizer and generation config: the layout vLLM and llm-compressor use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from compressed_tensors.quantization import QuantizationConfig
+from safetensors.torch import load_file, save_file
+
+from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearKernel
+from vllm_int8.models.patching import load_quantized_state, replace_linear_layers
+from vllm_int8.models.scheme import config_to_dict, parse_quantization_config
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model_config,
+    quantization_config: QuantizationConfig,
+    tensors: dict[str, torch.Tensor],
+    tokenizer=None,
+    generation_config=None,
+) -> Path:
+    """Write a W8A8 checkpoint directory; returns its path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = model_config.to_dict()
+    config["quantization_config"] = config_to_dict(quantization_config)
+    (directory / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    save_file(
+        {k: v.contiguous().cpu() for k, v in tensors.items()}, directory / WEIGHTS_FILE, metadata={"format": "pt"}
+    )
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    if generation_config is not None:
+        generation_config.save_pretrained(directory)
+    return directory
+
+
+def is_w8a8_checkpoint(directory: str | Path) -> bool:
+    config = Path(directory) / "config.json"
+    return config.is_file() and "quantization_config" in json.loads(config.read_text())
+
+
+def load_quantized_model(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    kernel: type[Int8ScaledMMLinearKernel] | None = None,
+) -> tuple[torch.nn.Module, dict[str, Int8Linear]]:
+    """An HF causal LM whose quantized linears run on our kernels; returns (model, {name: layer})."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    directory = Path(directory)
+    raw = json.loads((directory / "config.json").read_text())
+    if "quantization_config" not in raw:
+        raise ValueError(f"{directory}/config.json has no quantization_config: not a W8A8 checkpoint")
+    quantization_config = parse_quantization_config(raw["quantization_config"])
+    model_config = AutoConfig.from_pretrained(directory)
+    if hasattr(model_config, "quantization_config"):
+        del model_config.quantization_config  # ours, not transformers' compressed-tensors path
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
+    layers = replace_linear_layers(model, quantization_config, kernel)
+    tensors = load_file(directory / WEIGHTS_FILE, device=str(device))
+    load_quantized_state(model, layers, tensors)
+    return model.eval(), layers

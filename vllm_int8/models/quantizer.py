@@ -1,0 +1,103 @@
+"""Float model -> compressed-tensors W8A8 tensors: RTN per-channel int8 weights, calibrated activations.
+
+Weights: symmetric per output channel, `scale = amax / 127`, round half to even. Activations:
+dynamic schemes store nothing; static schemes observe each targeted layer's input range over
+calibration batches and store one scale (and int8 zero point) per tensor, with the same formula
+as the dynamic kernel (range widened to contain 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from compressed_tensors.quantization import QuantizationConfig
+from tqdm.auto import tqdm
+
+from vllm_int8.models.scheme import layer_config, make_quantization_config, scheme_for
+from vllm_int8.ops.reference import INT8_MAX, divide, dynamic_scale_and_azp, quantize_with
+
+
+def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 [N, K], float32 scale [N, 1]); an all-zero row gets scale 1 so it stays exact."""
+    w = weight.detach().to(torch.float32)
+    amax = w.abs().amax(dim=1, keepdim=True)
+    scale = torch.where(amax > 0, divide(amax, INT8_MAX), torch.ones_like(amax))
+    return quantize_with(w, scale, None), scale
+
+
+def _targets(model: torch.nn.Module, config: QuantizationConfig) -> dict[str, torch.nn.Linear]:
+    targets = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and (scheme := scheme_for(config, name, module)) is not None:
+            layer_config(scheme, name)  # refuse what no kernel runs, before any work
+            targets[name] = module
+    return targets
+
+
+@torch.no_grad()
+def observe_input_ranges(
+    model: torch.nn.Module, layers: dict[str, torch.nn.Linear], batches: Iterable[torch.Tensor], progress: bool
+) -> dict[str, tuple[float, float]]:
+    """(min, max) of every layer's input over the calibration batches (input ids)."""
+    ranges: dict[str, list[float]] = {name: [float("inf"), float("-inf")] for name in layers}
+
+    def hook(name):
+        def record(module, args):
+            x = args[0].detach()
+            ranges[name][0] = min(ranges[name][0], x.min().item())
+            ranges[name][1] = max(ranges[name][1], x.max().item())
+
+        return record
+
+    handles = [module.register_forward_pre_hook(hook(name)) for name, module in layers.items()]
+    try:
+        batches = list(batches)
+        if not batches:
+            raise ValueError("static activation schemes need calibration data: pass at least one batch of input ids")
+        device = next(model.parameters()).device
+        for input_ids in tqdm(batches, desc="calibrating", disable=not progress):
+            model(input_ids=input_ids.to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: (lo, hi) for name, (lo, hi) in ranges.items()}
+
+
+@torch.no_grad()
+def quantize_model(
+    model: torch.nn.Module,
+    activation_scheme: str,
+    calibration_batches: Iterable[torch.Tensor] = (),
+    ignore: tuple[str, ...] = ("lm_head",),
+    progress: bool = False,
+) -> tuple[QuantizationConfig, dict[str, torch.Tensor]]:
+    """(compressed-tensors config, the checkpoint's tensors by name) for a float HF model.
+
+    The tensors hold every parameter of the model: targeted linears as int8 weight + scales,
+    everything else as it is (a tied lm_head is left to its embedding).
+    """
+    config = make_quantization_config(activation_scheme, ignore)
+    layers = _targets(model, config)
+    static = layer_config(next(iter(config.config_groups.values())), "*").is_static_input_scheme
+    symmetric = layer_config(next(iter(config.config_groups.values())), "*").input_symmetric
+    ranges = observe_input_ranges(model, layers, calibration_batches, progress) if static else {}
+
+    tensors = {}
+    state = model.state_dict()
+    quantized_keys = {f"{name}.weight" for name in layers}
+    for key, value in state.items():
+        if key not in quantized_keys:
+            tensors[key] = value.detach().clone()
+    if getattr(getattr(model, "config", None), "tie_word_embeddings", False):
+        tensors.pop("lm_head.weight", None)
+    for name, module in tqdm(layers.items(), desc="quantizing", disable=not progress):
+        q, scale = quantize_weight(module.weight)
+        tensors[f"{name}.weight"], tensors[f"{name}.weight_scale"] = q, scale
+        if static:
+            lo, hi = ranges[name]
+            input_scale, input_azp = dynamic_scale_and_azp(torch.tensor([[lo, hi]]), symmetric)
+            tensors[f"{name}.input_scale"] = input_scale.reshape(1)
+            if not symmetric:
+                tensors[f"{name}.input_zero_point"] = input_azp.reshape(1).to(torch.int8)
+    return config, tensors
