@@ -1,9 +1,18 @@
-"""The `vllm-int8` command."""
+"""The `vllm-int8` command: info, quantize, generate, eval. The default model is the embedded SmolLM2."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+DEFAULT_MODEL = "embedded"
+DEFAULT_SCHEME = "dynamic-asym"
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -14,10 +23,103 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_int8_model(model: str, scheme: str, device: str, progress: bool = True):
+    """(model, tokenizer, {name: Int8Linear}): a W8A8 checkpoint as saved, or a float model quantized now."""
+    import torch
+
+    from vllm_int8.models import is_w8a8_checkpoint, load_float_model, load_quantized_model, quantize_in_place
+    from vllm_int8.models.calibration import calibration_batches
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if is_w8a8_checkpoint(model):
+        from transformers import AutoTokenizer
+
+        quantized, layers = load_quantized_model(model, device=device, dtype=dtype)
+        return quantized, AutoTokenizer.from_pretrained(model), layers
+    float_model, tokenizer = load_float_model(model, dtype=dtype, device=device)
+    batches = calibration_batches(tokenizer) if scheme.startswith("static") else ()
+    layers = quantize_in_place(float_model, scheme, batches, progress=progress)
+    return float_model, tokenizer, layers
+
+
+def kernels_in_use(layers) -> str:
+    return ", ".join(sorted({type(layer.kernel).__name__ for layer in layers.values()}))
+
+
+def schemes_in_use(layers) -> str:
+    """Activation schemes of the int8 layers, as named on the command line."""
+    return ", ".join(
+        sorted(
+            f"{'static' if c.is_static_input_scheme else 'dynamic'}-{'sym' if c.input_symmetric else 'asym'}"
+            for c in {layer.config for layer in layers.values()}
+        )
+    )
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Quantize a float model (default: the embedded SmolLM2) into a W8A8 compressed-tensors checkpoint."""
+    from vllm_int8.models import load_float_model, quantize_model, save_checkpoint
+    from vllm_int8.models.calibration import calibration_batches
+
+    model, tokenizer = load_float_model(args.model)
+    batches = calibration_batches(tokenizer, args.calibration_batches) if args.scheme.startswith("static") else ()
+    config, tensors = quantize_model(model, args.scheme, batches, progress=True)
+    path = save_checkpoint(args.output, model.config, config, tensors, tokenizer, model.generation_config)
+    print(f"wrote {args.scheme} W8A8 checkpoint to {path}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Generate text greedily from a prompt with the int8 kernels; prints which kernel ran."""
+    import torch
+
+    device = _device(args.device)
+    model, tokenizer, layers = load_int8_model(args.model, args.scheme, device)
+    ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"].to(device)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, max_new_tokens=args.max_new_tokens, do_sample=False)
+    print(f"model: {args.model}  scheme: {schemes_in_use(layers)}  device: {device}  kernel: {kernels_in_use(layers)}")
+    print(tokenizer.decode(out[0], skip_special_tokens=True))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run an lm-eval config (default: embedded SmolLM2 W8A8 dynamic-asym vs its float baseline)."""
+    from vllm_int8.eval.runner import run_eval_command
+
+    return run_eval_command(args.config, args.limit, args.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from vllm_int8.models.scheme import ACTIVATION_SCHEMES
+
     parser = argparse.ArgumentParser(prog="vllm-int8", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help=cmd_info.__doc__).set_defaults(func=cmd_info)
+
+    schemes = list(ACTIVATION_SCHEMES)
+    quantize = sub.add_parser("quantize", help=cmd_quantize.__doc__)
+    quantize.add_argument("--model", default=DEFAULT_MODEL, help="'embedded' or a local HF model directory")
+    quantize.add_argument("--scheme", default=DEFAULT_SCHEME, choices=schemes)
+    quantize.add_argument("--calibration-batches", type=int, default=8, help="256-token batches (static schemes)")
+    quantize.add_argument("--output", required=True, help="checkpoint directory to write")
+    quantize.set_defaults(func=cmd_quantize)
+
+    generate = sub.add_parser("generate", help=cmd_generate.__doc__)
+    generate.add_argument("prompt")
+    generate.add_argument(
+        "--model", default=DEFAULT_MODEL, help="'embedded', a float HF model dir or a W8A8 checkpoint"
+    )
+    generate.add_argument("--scheme", default=DEFAULT_SCHEME, choices=schemes, help="for float models")
+    generate.add_argument("--max-new-tokens", type=int, default=16)
+    generate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    generate.set_defaults(func=cmd_generate)
+
+    evaluate = sub.add_parser("eval", help=cmd_eval.__doc__)
+    evaluate.add_argument("config", nargs="?", default=None, help="an lm-eval model config YAML (configs/)")
+    evaluate.add_argument("--limit", type=int, default=None, help="override the config's limit")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
