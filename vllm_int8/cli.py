@@ -23,39 +23,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_int8_model(model: str, scheme: str, device: str, progress: bool = True):
-    """(model, tokenizer, {name: Int8Linear}): a W8A8 checkpoint as saved, or a float model quantized now."""
-    import torch
-
-    from vllm_int8.models import is_w8a8_checkpoint, load_float_model, load_quantized_model, quantize_in_place
-    from vllm_int8.models.calibration import calibration_batches
-
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    if is_w8a8_checkpoint(model):
-        from transformers import AutoTokenizer
-
-        quantized, layers = load_quantized_model(model, device=device, dtype=dtype)
-        return quantized, AutoTokenizer.from_pretrained(model), layers
-    float_model, tokenizer = load_float_model(model, dtype=dtype, device=device)
-    batches = calibration_batches(tokenizer) if scheme.startswith("static") else ()
-    layers = quantize_in_place(float_model, scheme, batches, progress=progress)
-    return float_model, tokenizer, layers
-
-
-def kernels_in_use(layers) -> str:
-    return ", ".join(sorted({type(layer.kernel).__name__ for layer in layers.values()}))
-
-
-def schemes_in_use(layers) -> str:
-    """Activation schemes of the int8 layers, as named on the command line."""
-    return ", ".join(
-        sorted(
-            f"{'static' if c.is_static_input_scheme else 'dynamic'}-{'sym' if c.input_symmetric else 'asym'}"
-            for c in {layer.config for layer in layers.values()}
-        )
-    )
-
-
 def cmd_quantize(args: argparse.Namespace) -> int:
     """Quantize a float model (default: the embedded SmolLM2) into a W8A8 compressed-tensors checkpoint."""
     from vllm_int8.models import load_float_model, quantize_model, save_checkpoint
@@ -73,12 +40,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Generate text greedily from a prompt with the int8 kernels; prints which kernel ran."""
     import torch
 
+    from vllm_int8.models.loading import describe_layers, load_model
+
     device = _device(args.device)
-    model, tokenizer, layers = load_int8_model(args.model, args.scheme, device)
+    model, tokenizer, layers = load_model(args.model, args.scheme, device)
     ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"].to(device)
     with torch.no_grad():
         out = model.generate(input_ids=ids, max_new_tokens=args.max_new_tokens, do_sample=False)
-    print(f"model: {args.model}  scheme: {schemes_in_use(layers)}  device: {device}  kernel: {kernels_in_use(layers)}")
+    scheme, kernel = describe_layers(layers)
+    print(f"model: {args.model}  scheme: {scheme}  device: {device}  kernel: {kernel}")
     print(tokenizer.decode(out[0], skip_special_tokens=True))
     return 0
 
@@ -87,7 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run an lm-eval config (default: embedded SmolLM2 W8A8 dynamic-asym vs its float baseline)."""
     from vllm_int8.eval.runner import run_eval_command
 
-    return run_eval_command(args.config, args.limit, args.device)
+    return run_eval_command(args.config, args.limit, _device(args.device))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--model", default=DEFAULT_MODEL, help="'embedded', a float HF model dir or a W8A8 checkpoint"
     )
-    generate.add_argument("--scheme", default=DEFAULT_SCHEME, choices=schemes, help="for float models")
+    generate.add_argument("--scheme", default=DEFAULT_SCHEME, choices=[*schemes, "float"], help="for float models")
     generate.add_argument("--max-new-tokens", type=int, default=16)
     generate.add_argument("--device", default="auto", help="auto, cpu or cuda")
     generate.set_defaults(func=cmd_generate)

@@ -1,0 +1,43 @@
+"""LM-eval accuracy of INT8 W8A8 models on this plugin's kernels (vLLM's harness, our backend).
+
+    pytest -s -v .buildkite/lm-eval-harness/test_lm_eval_correctness.py \\
+        --config-list-file=configs/models-small.txt --tp-size=1
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vllm_int8.eval.harness import DEFAULT_RTOL, check_metrics, launch_lm_eval, scoped_env
+from vllm_int8.platform import current_platform
+
+__all__ = ["DEFAULT_RTOL", "_check_rocm_gpu_arch_requirement"]
+
+
+def _check_rocm_gpu_arch_requirement(eval_config: dict) -> None:
+    """Skip a config whose `required_gpu_arch` names no arch of this ROCm GPU; ignored off ROCm."""
+    required = eval_config.get("required_gpu_arch")
+    if not required:
+        return
+    platform = current_platform()
+    if not platform.is_rocm:
+        return
+    arch = platform.arch or ""
+    if not any(wanted in arch for wanted in required):
+        pytest.skip(
+            f"{eval_config.get('model_name')} requires one of {list(required)}; this GPU's gcnArchName is {arch!r}"
+        )
+
+
+def test_lm_eval_correctness_param(config_filename: Path, tp_size: int):
+    eval_config = yaml.safe_load(Path(config_filename).read_text())
+    _check_rocm_gpu_arch_requirement(eval_config)
+    with scoped_env(eval_config.get("env_vars")):
+        results, lm = launch_lm_eval(eval_config, tp_size=tp_size)
+    checks = check_metrics(eval_config, results)
+    print(f"\n{config_filename.name}: scheme {getattr(lm, 'scheme_name', '?')} on {getattr(lm, 'kernel_name', '?')}")
+    for c in checks:  # every metric first, then the verdict
+        print(f"{c.task} | {c.metric}: ground_truth={c.expected:.4f} | measured={c.measured:.4f} | rtol={c.rtol}")
+    failed = [f"{c.task} {c.metric}: {c.measured:.4f} vs {c.expected:.4f}" for c in checks if not c.passed]
+    assert not failed, f"metrics out of tolerance: {failed}"

@@ -1,0 +1,37 @@
+"""The lm-eval model backend `vllm-int8`: an HF causal LM whose linears run on this plugin's kernels.
+
+    lm_eval --model vllm-int8 --model_args pretrained=embedded,scheme=dynamic-asym ...
+
+`pretrained`: "embedded", a float HF model directory or a W8A8 checkpoint directory; `scheme`:
+dynamic-sym, dynamic-asym, static-sym, static-asym, or "float" (the unquantized baseline).
+The kernel is the one `choose_scaled_mm_linear_kernel` picks for the platform.
+"""
+
+from __future__ import annotations
+
+import torch
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+from vllm_int8.models.loading import describe_layers, load_model
+
+
+@register_model("vllm-int8")
+class VllmInt8LM(HFLM):
+    def __init__(
+        self,
+        pretrained: str = "embedded",
+        scheme: str = "dynamic-asym",
+        device: str = "auto",
+        batch_size: int | str = 1,
+        max_length: int | None = 2048,
+        tp_size: int = 1,
+        **kwargs,
+    ):
+        if int(tp_size) != 1:
+            raise ValueError(f"the vllm-int8 backend runs on one device; tp_size={tp_size} was requested")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, tokenizer, layers = load_model(pretrained, scheme, device, progress=False)
+        self.scheme_name, self.kernel_name = describe_layers(layers)
+        super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
