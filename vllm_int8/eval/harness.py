@@ -60,6 +60,8 @@ def launch_lm_eval(eval_config: dict, tp_size: int = 1, device: str = "auto", li
     model_args = {"pretrained": eval_config["model_name"], "batch_size": eval_config.get("batch_size", 1)}
     if backend == DEFAULT_BACKEND:
         model_args.update(scheme=eval_config.get("scheme", "dynamic-asym"), device=device, tp_size=tp_size)
+        if "dtype" in eval_config:
+            model_args["dtype"] = eval_config["dtype"]
         if "max_model_len" in eval_config:
             model_args["max_length"] = eval_config["max_model_len"]
     lm = get_model(backend)(**model_args)

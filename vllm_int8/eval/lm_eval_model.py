@@ -26,12 +26,16 @@ class VllmInt8LM(HFLM):
         batch_size: int | str = 1,
         max_length: int | None = 2048,
         tp_size: int = 1,
+        dtype: str | None = None,
         **kwargs,
     ):
         if int(tp_size) != 1:
             raise ValueError(f"the vllm-int8 backend runs on one device; tp_size={tp_size} was requested")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model, tokenizer, layers = load_model(pretrained, scheme, device, progress=False)
+        torch_dtype = getattr(torch, dtype, None) if dtype else None
+        if dtype and not isinstance(torch_dtype, torch.dtype):
+            raise ValueError(f"dtype must name a torch dtype such as float32 or bfloat16, got {dtype!r}")
+        model, tokenizer, layers = load_model(pretrained, scheme, device, progress=False, dtype=torch_dtype)
         self.scheme_name, self.kernel_name = describe_layers(layers)
         super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)

@@ -12,7 +12,11 @@ FLOAT = "float"
 
 
 def load_model(
-    model: str = "embedded", scheme: str = "dynamic-asym", device: str = "cpu", progress: bool = True
+    model: str = "embedded",
+    scheme: str = "dynamic-asym",
+    device: str = "cpu",
+    progress: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> tuple[torch.nn.Module, object, dict[str, Int8Linear]]:
     """(model, tokenizer, {name: Int8Linear}).
 
@@ -23,7 +27,8 @@ def load_model(
     from vllm_int8.models import quantize_in_place
     from vllm_int8.models.calibration import calibration_batches
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if dtype is None:
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
     if is_w8a8_checkpoint(model):
         from transformers import AutoTokenizer
 
