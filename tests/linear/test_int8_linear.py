@@ -58,3 +58,12 @@ def test_bad_sizes_are_refused():
     config = Int8ScaledMMLinearLayerConfig(False, True, True)
     with pytest.raises(ValueError, match="in_features and out_features"):
         Int8Linear(0, 8, config)
+
+
+def test_a_cpu_layer_gets_the_cpu_kernel_on_any_platform():
+    from vllm_int8.linear import CPUInt8ScaledMMLinearKernel
+    from vllm_int8.platform import CUDA, Platform, use_platform
+
+    with use_platform(Platform(CUDA, "sm_90", "H100", 90)):
+        layer = Int8Linear(16, 8, Int8ScaledMMLinearLayerConfig(False, True, False), device="cpu")
+    assert isinstance(layer.kernel, CPUInt8ScaledMMLinearKernel)
