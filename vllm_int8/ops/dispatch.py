@@ -158,21 +158,49 @@ def scaled_mm(
     return torch.ops.vllm_int8.scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend)
 
 
-def triton_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias=None, azp_adj=None, azp=None) -> torch.Tensor:
+def triton_scaled_mm(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None = None,
+    azp_adj: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+) -> torch.Tensor:
     """`scaled_mm` on the Triton kernel (one launch), whatever the device."""
     return scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend="triton")
 
 
-def torch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias=None, azp_adj=None, azp=None) -> torch.Tensor:
+def torch_scaled_mm(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None = None,
+    azp_adj: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+) -> torch.Tensor:
     """`scaled_mm` on the pure-torch reference."""
     return scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend="torch")
 
 
-def triton_scaled_int8_quant(x, scale=None, azp=None, symmetric=True):
+def triton_scaled_int8_quant(
+    x: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+    symmetric: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """`scaled_int8_quant` on the Triton kernel, whatever the device."""
     return scaled_int8_quant(x, scale, azp, symmetric, backend="triton")
 
 
-def torch_scaled_int8_quant(x, scale=None, azp=None, symmetric=True):
+def torch_scaled_int8_quant(
+    x: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    azp: torch.Tensor | None = None,
+    symmetric: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """`scaled_int8_quant` on the pure-torch reference."""
     return scaled_int8_quant(x, scale, azp, symmetric, backend="torch")
