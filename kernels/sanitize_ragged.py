@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+from soak import azp_terms
 
 from vllm_int8 import ops
 
@@ -45,10 +46,7 @@ def main() -> None:
         w = w if kn_layout else w.t()
         w_s = torch.rand(n, device="cuda") * 0.01
         bias = torch.randn(n, device="cuda", dtype=torch.float16)
-        adj = per_token = None
-        if not symmetric:
-            adj = w.sum(0, dtype=torch.int32) * (x_zp if static else 1)
-            per_token = None if static else x_zp.reshape(-1)
+        adj, per_token = azp_terms(w, x_zp, symmetric, static)
         out = ops.triton_scaled_mm(q, w, x_s, w_s, torch.float16, bias, adj, per_token)
         ref = ops.torch_scaled_mm(q, w, x_s, w_s, torch.float32, bias, adj, per_token)
         torch.testing.assert_close(out.float(), ref, rtol=2e-3, atol=2e-3)

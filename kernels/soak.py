@@ -31,6 +31,15 @@ def compiled_variants() -> int:
     return total
 
 
+def azp_terms(w, x_zp, symmetric: bool, static: bool):
+    """(azp_adj, per-token azp) for the GEMM after a quant: static folds azp into the column sums."""
+    if symmetric:
+        return None, None
+    if static:
+        return w.sum(0, dtype=torch.int32) * x_zp, None
+    return w.sum(0, dtype=torch.int32), x_zp.reshape(-1)
+
+
 def one_call(rng: random.Random) -> None:
     m = rng.randint(1, 512)
     n, k = rng.choice(SHAPES)
@@ -44,10 +53,7 @@ def one_call(rng: random.Random) -> None:
     w = torch.randint(-128, 128, (n, k), device="cuda", dtype=torch.int8).t()
     w_s = torch.rand(n, device="cuda") * 0.01
     bias = torch.randn(n, device="cuda", dtype=torch.bfloat16) if rng.random() < 0.5 else None
-    adj = per_token = None
-    if not symmetric:
-        adj = w.sum(0, dtype=torch.int32) * (x_zp if static else 1)
-        per_token = None if static else x_zp.reshape(-1)
+    adj, per_token = azp_terms(w, x_zp, symmetric, static)
     out = ops.triton_scaled_mm(q, w, x_s, w_s, torch.bfloat16, bias, adj, per_token)
     ref = ops.torch_scaled_mm(q, w, x_s, w_s, torch.float32, bias, adj, per_token)
     err = (out.float() - ref).abs()

@@ -79,8 +79,8 @@ def quantize_model(
     """
     config = make_quantization_config(activation_scheme, ignore)
     layers = _targets(model, config)
-    static = layer_config(next(iter(config.config_groups.values())), "*").is_static_input_scheme
-    symmetric = layer_config(next(iter(config.config_groups.values())), "*").input_symmetric
+    scheme = layer_config(next(iter(config.config_groups.values())), "*")
+    static, symmetric = scheme.is_static_input_scheme, scheme.input_symmetric
     ranges = observe_input_ranges(model, layers, calibration_batches, progress) if static else {}
 
     tensors = {}
