@@ -1,7 +1,8 @@
 """Search the scaled-MM kernel's tiles per (device, N, K, M bucket) and write the JSON vllm_int8 ships.
 
-For each shape and M bucket, every candidate config is timed (asym epilogue, bf16 out, CUDA-graph
-replays over rotated inputs: gpu_timing.py) and the fastest is kept. The result is written to
+For each shape and M bucket, every candidate config and the one shipped now are timed (asym
+epilogue, bf16 out, CUDA-graph replays over rotated inputs: gpu_timing.py, where split-K runs
+inside the graph like every decode launch) and the fastest is kept. The result is written to
 `vllm_int8/ops/tuned/<device>.json`, which `vllm_int8.ops.mm_configs.select_config` loads at run
 time; shapes or devices without an entry fall back to the heuristic.
 
@@ -111,8 +112,10 @@ def main() -> None:
         for m in buckets_to_tune:
             sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
             base = time_config(sets, heuristic_config(m, n, k))
+            shipped = MMConfig(**buckets[str(m)]) if str(m) in buckets else None
             best, best_ms = None, float("inf")
-            for config in candidates(m):
+            # The shipped config competes in the same run: a new one ships only if it is faster.
+            for config in candidates(m) + ([shipped] if shipped else []):
                 try:
                     ms = time_config(sets, config)
                 except (triton.runtime.errors.OutOfResources, RuntimeError) as e:
@@ -124,7 +127,8 @@ def main() -> None:
             tops = 2 * m * n * k / best_ms / 1e9
             print(
                 f"{model:<13}{layer:<8}M={m:<5} N={n:<6} K={k:<6} best {best_ms * 1e3:8.1f} us {tops:7.1f} TOPS "
-                f"(heuristic {base * 1e3:8.1f} us, {base / best_ms:4.2f}x) {best}",
+                f"(heuristic {base * 1e3:8.1f} us, {base / best_ms:4.2f}x; "
+                f"{'kept the shipped config' if best == shipped else 'new'}) {best}",
                 flush=True,
             )
             del sets

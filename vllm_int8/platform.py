@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,24 +77,3 @@ def env_flag(name: str, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def aiter_importable() -> bool:
-    """Whether the `aiter` package is installed (found without importing it)."""
-    return importlib.util.find_spec("aiter") is not None
-
-
-def aiter_linear_status(platform: Platform | None = None) -> tuple[bool, str | None]:
-    """(usable, why not) for AITER's int8 GEMM, checked in the order a user would fix things."""
-    platform = platform or current_platform()
-    if not platform.is_rocm:
-        return False, f"AITER needs ROCm, this platform is {platform.kind}"
-    if not env_flag("VLLM_ROCM_USE_AITER", False):
-        return False, "AITER is switched off (set VLLM_ROCM_USE_AITER=1)"
-    if not env_flag("VLLM_ROCM_USE_AITER_LINEAR", True):
-        return False, "AITER linear is switched off (VLLM_ROCM_USE_AITER_LINEAR=0)"
-    if not (platform.gfx_arch or "").startswith("gfx9"):
-        return False, f"AITER's int8 GEMM needs a gfx9 GPU (MI200/MI300), this is {platform.gfx_arch}"
-    if not aiter_importable():
-        return False, "the aiter package is not installed"
-    return True, None

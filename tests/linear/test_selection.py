@@ -2,7 +2,6 @@
 
 import pytest
 
-from vllm_int8 import platform as platform_mod
 from vllm_int8.linear import (
     AiterInt8ScaledMMLinearKernel,
     CPUInt8ScaledMMLinearKernel,
@@ -11,6 +10,7 @@ from vllm_int8.linear import (
     choose_scaled_mm_linear_kernel,
     describe_selection,
 )
+from vllm_int8.linear import aiter_kernel as aiter_mod
 from vllm_int8.platform import CPU, CUDA, ROCM, Platform, use_platform
 
 MI325 = Platform(ROCM, "gfx942:sramecc+:xnack-", "AMD Instinct MI325X", 94)
@@ -28,7 +28,7 @@ def aiter_env(monkeypatch):
     monkeypatch.setenv("VLLM_ROCM_USE_AITER", "1")
     monkeypatch.delenv("VLLM_ROCM_USE_AITER_LINEAR", raising=False)
     monkeypatch.delenv("VLLM_DISABLED_KERNELS", raising=False)
-    monkeypatch.setattr(platform_mod, "aiter_importable", lambda: True)
+    monkeypatch.setattr(aiter_mod, "aiter_importable", lambda: True)
     return monkeypatch
 
 
@@ -50,7 +50,7 @@ def test_rocm_with_aiter_linear_off_falls_back_to_triton(aiter_env):
 
 
 def test_rocm_with_aiter_on_but_not_importable_falls_back_to_triton(aiter_env):
-    aiter_env.setattr(platform_mod, "aiter_importable", lambda: False)
+    aiter_env.setattr(aiter_mod, "aiter_importable", lambda: False)
     with use_platform(MI325):
         assert choose_scaled_mm_linear_kernel(SYM) is TritonInt8ScaledMMLinearKernel
 

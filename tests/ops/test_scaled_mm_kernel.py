@@ -72,12 +72,19 @@ def test_integer_part_is_exact(shape, scheme, config, device):
     assert torch.equal(out.double().cpu(), exact.cpu())
 
 
-def test_matches_torch_reference_path(device):
+@pytest.mark.parametrize("split_k", [1, 4])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fp32_output_equals_the_torch_reference_bit_for_bit(scheme, split_k, device):
+    """Same fp32 steps in the same order, no FMA contraction: the Triton epilogue is the reference's."""
+    from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+
     m, k, n = 9, 80, 24
-    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, "nk", True, True, torch.float32, device)
-    out = ops.triton_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp)
-    ref = ops.torch_scaled_mm(a.cpu(), b.cpu(), sa.cpu(), sb.cpu(), torch.float32, bias.cpu(), azp_adj.cpu(), azp.cpu())
-    torch.testing.assert_close(out.cpu(), ref, rtol=2**-22, atol=1e-6)
+    a, b, sa, sb, bias, azp_adj, azp = make_problem(scheme, m, k, n, "nk", True, True, torch.float32, device)
+    config = dataclasses.replace(SMALL_TILES, split_k=split_k)
+    out = launch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp, config=config)
+    cpu = [None if t is None else t.cpu() for t in (a, b, sa, sb, bias, azp_adj, azp)]
+    ref = ops.torch_scaled_mm(*cpu[:4], torch.float32, *cpu[4:])
+    assert torch.equal(out.cpu(), ref)
 
 
 def test_empty_m_gives_empty_output(device):
@@ -101,7 +108,8 @@ def test_degenerate_dimensions(shape, device):
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_split_k_is_exact_and_leaves_a_clean_workspace(scheme, split_k, device):
     """K-slices (some empty: 7 slices of 4 K-steps) reduce exactly; repeated calls stay exact."""
-    from vllm_int8.ops.scaled_mm_kernel import _workspaces, launch_scaled_mm
+    from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+    from vllm_int8.ops.split_k_workspace import all_counters
 
     config = dataclasses.replace(SMALL_TILES, split_k=split_k)
     ones = torch.ones(1, device=device)
@@ -111,8 +119,7 @@ def test_split_k_is_exact_and_leaves_a_clean_workspace(scheme, split_k, device):
         for _ in range(2):
             out = launch_scaled_mm(a, b, ones, ones, torch.float32, None, azp_adj, azp, config=config)
             assert torch.equal(out.double().cpu(), exact.cpu())
-    for partials, counters in _workspaces.values():
-        assert not partials.any() and not counters.any()
+    assert all_counters() and not any(counters.any() for counters in all_counters())
 
 
 def test_split_k_with_scales_and_bias_matches_float64(device):

@@ -8,18 +8,18 @@ import torch
 
 from vllm_int8.linear.kernel import Int8ScaledMMLinearKernel, Int8ScaledMMLinearLayerConfig
 from vllm_int8.linear.selection import choose_scaled_mm_linear_kernel
-from vllm_int8.platform import CPU, Platform, use_platform
+from vllm_int8.platform import CPU, Platform
 
 
 def kernel_for_device(
-    config: Int8ScaledMMLinearLayerConfig, device: torch.device | str | None
+    config: Int8ScaledMMLinearLayerConfig,
+    device: torch.device | str | None,
+    shape: tuple[int, int] | None = None,
 ) -> type[Int8ScaledMMLinearKernel]:
     """The platform's kernel, except that a layer placed on the CPU gets the CPU platform's kernel
     (a CPU model on a GPU machine must not reach for a GPU kernel)."""
-    if torch.device(device if device is not None else "cpu").type == "cpu":
-        with use_platform(Platform(CPU)):
-            return choose_scaled_mm_linear_kernel(config)
-    return choose_scaled_mm_linear_kernel(config)
+    on_cpu = torch.device(device if device is not None else "cpu").type == "cpu"
+    return choose_scaled_mm_linear_kernel(config, platform=Platform(CPU) if on_cpu else None, shape=shape)
 
 
 class Int8Linear(torch.nn.Module):
@@ -58,7 +58,7 @@ class Int8Linear(torch.nn.Module):
         self.input_zero_point = frozen(shards, dtype=torch.int8) if static_asym else None
         self.azp_adj = None
         self.bias = torch.nn.Parameter(torch.zeros(n, device=device), requires_grad=False) if bias else None
-        self.kernel = (kernel or kernel_for_device(config, device))(config)
+        self.kernel = (kernel or kernel_for_device(config, device, (in_features, self.out_features)))(config)
 
     def process_weights_after_loading(self) -> None:
         self.kernel.process_weights_after_loading(self)

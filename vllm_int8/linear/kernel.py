@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from vllm_int8 import ops
+from vllm_int8.ops.quant_mm import quant_scaled_mm_impl
 from vllm_int8.ops.reference import divide
+from vllm_int8.ops.validation import FLOAT_DTYPES, check_quant_args, check_weight_args
+from vllm_int8.platform import Platform
 
 DEFAULT_PARAM_NAMES = ("weight", "weight_scale", "input_scale", "input_zero_point", "azp_adj")
 _PROCESSED_FLAG = "_vllm_int8_weights_processed"
@@ -38,13 +40,20 @@ class ScaledMMLinearKernel(ABC):
 
     @classmethod
     @abstractmethod
-    def is_supported(cls, compute_capability: int | None = None) -> tuple[bool, str | None]:
-        """Whether this kernel can run on the current platform at all."""
+    def is_supported(
+        cls, compute_capability: int | None = None, platform: Platform | None = None
+    ) -> tuple[bool, str | None]:
+        """Whether this kernel can run on `platform` (default: this process's) at all."""
 
     @classmethod
     @abstractmethod
     def can_implement(cls, config: Int8ScaledMMLinearLayerConfig) -> tuple[bool, str | None]:
         """Whether this kernel implements the layer's scheme."""
+
+    @classmethod
+    def can_implement_shape(cls, in_features: int, out_features: int) -> tuple[bool, str | None]:
+        """Whether this kernel takes a layer of this shape (K = in_features, N = out_features)."""
+        return True, None
 
     def __init__(self, config: Int8ScaledMMLinearLayerConfig, layer_param_names: Sequence[str] = DEFAULT_PARAM_NAMES):
         if len(layer_param_names) != 5:
@@ -169,17 +178,45 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
             if self.config.is_static_input_scheme:
                 azp_adj = azp_adj * getattr(layer, self.i_zp_name)  # folded: the kernel gets azp=None
             replace_parameter(layer, self.azp_adj_name, azp_adj)
+        self._validate_processed(layer)
         setattr(layer, _PROCESSED_FLAG, True)
+
+    def _validate_processed(self, layer: torch.nn.Module) -> None:
+        """Check the processed parameters once, so that apply_weights checks only the activation."""
+        w_q, w_s, i_s, i_zp, azp_adj = self._get_weight_params(layer)
+        symmetric = self.config.input_symmetric
+        if i_s is not None:
+            check_quant_args(torch.empty(0, w_q.shape[0], device=w_q.device), i_s, i_zp, symmetric)
+        check_weight_args(1, w_q.shape[0], w_q.device, w_q, w_s, torch.float32, None, azp_adj, not symmetric)
 
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         w_q, w_s, i_s, i_zp, azp_adj = self._get_weight_params(layer)
+        # The weight side was validated once in process_weights_after_loading; per call only what
+        # the activation (and a caller-chosen bias) can get wrong is checked.
+        check_activation(x, w_q, bias)
         x_2d = x.reshape(-1, x.shape[-1])
-        symmetric = azp_adj is None
-        x_q, x_s, x_zp = ops.scaled_int8_quant(x_2d, i_s, i_zp, symmetric=symmetric, backend=self.ops_backend)
-        # Static asymmetric: azp is folded into azp_adj, so the GEMM gets no per-token azp.
-        per_token_azp = None if self.config.is_static_input_scheme else x_zp
-        out = self._gemm(x_q, w_q, x_s, w_s, x.dtype, bias, azp_adj, per_token_azp)
+        out = self._apply(x_2d, w_q, w_s, i_s, i_zp, azp_adj, bias)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
-    def _gemm(self, x_q, w_q, x_s, w_s, out_dtype, bias, azp_adj, azp) -> torch.Tensor:
-        return ops.scaled_mm(x_q, w_q, x_s, w_s, out_dtype, bias, azp_adj, azp, backend=self.ops_backend)
+    def _apply(self, x, w_q, w_s, i_s, i_zp, azp_adj, bias) -> torch.Tensor:
+        """Quantize x [M, K] and run the GEMM: one op (one or two kernel launches, see quant_mm)."""
+        args = (x, w_q, w_s, x.dtype, bias, azp_adj, i_s, i_zp, azp_adj is None, self.ops_backend)
+        if type(x) is torch.Tensor and not torch.compiler.is_compiling():
+            return quant_scaled_mm_impl(*args)  # eager: skip the dispatcher, the arguments are checked
+        return torch.ops.vllm_int8.quant_scaled_mm(*args)
+
+
+def check_activation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """The per-call checks of a layer's input (the weight [K, N] is already validated)."""
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"x must be float16, bfloat16 or float32, got {x.dtype}")
+    if x.dim() == 0 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"x must have shape [..., K={weight.shape[0]}], got {tuple(x.shape)}")
+    if x.device != weight.device:
+        raise ValueError(f"x is on {x.device} but the layer's weight is on {weight.device}")
+    if bias is not None and (bias.numel() != weight.shape[1] or bias.dtype not in FLOAT_DTYPES
+                             or bias.device != weight.device):  # fmt: skip
+        raise ValueError(
+            f"bias must be a float tensor of N={weight.shape[1]} elements on {weight.device}, "
+            f"got {bias.dtype} {tuple(bias.shape)} on {bias.device}"
+        )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 
-from vllm_int8.linear.aiter_kernel import AiterInt8ScaledMMLinearKernel
+from vllm_int8.linear.aiter_kernel import AiterInt8ScaledMMLinearKernel, aiter_linear_status
 from vllm_int8.linear.cpu_kernel import CPUInt8ScaledMMLinearKernel
 from vllm_int8.linear.kernel import Int8ScaledMMLinearKernel, Int8ScaledMMLinearLayerConfig
 from vllm_int8.linear.triton_kernel import TritonInt8ScaledMMLinearKernel
-from vllm_int8.platform import CPU, CUDA, ROCM, aiter_linear_status, current_platform
+from vllm_int8.platform import CPU, CUDA, ROCM, Platform, current_platform
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +28,31 @@ def disabled_kernels() -> set[str]:
 
 
 def explain_choice(
-    config: Int8ScaledMMLinearLayerConfig, compute_capability: int | None = None
+    config: Int8ScaledMMLinearLayerConfig,
+    compute_capability: int | None = None,
+    platform: Platform | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> tuple[type[Int8ScaledMMLinearKernel] | None, list[tuple[str, str]]]:
-    """(the chosen kernel or None, [(kernel name, why it was passed over), ...])."""
+    """(the chosen kernel or None, [(kernel name, why it was passed over), ...]).
+
+    `platform`: whose priority list to walk (default: this process's). `shape`: the layer's
+    (in_features, out_features), for kernels that refuse some shapes.
+    """
+    platform = platform or current_platform()
     skipped = []
     disabled = disabled_kernels()
-    for kernel in _POSSIBLE_INT8_KERNELS[current_platform().kind]:
+    for kernel in _POSSIBLE_INT8_KERNELS[platform.kind]:
         name = kernel.__name__
         if name in disabled:
             skipped.append((name, "disabled by VLLM_DISABLED_KERNELS"))
             continue
-        for check in (lambda k=kernel: k.is_supported(compute_capability), lambda k=kernel: k.can_implement(config)):
+        checks = [
+            lambda k=kernel: k.is_supported(compute_capability, platform),
+            lambda k=kernel: k.can_implement(config),
+        ]
+        if shape is not None:
+            checks.append(lambda k=kernel: k.can_implement_shape(*shape))
+        for check in checks:
             ok, reason = check()
             if not ok:
                 skipped.append((name, reason or "not usable"))
@@ -49,15 +63,18 @@ def explain_choice(
 
 
 def choose_scaled_mm_linear_kernel(
-    config: Int8ScaledMMLinearLayerConfig, compute_capability: int | None = None
+    config: Int8ScaledMMLinearLayerConfig,
+    compute_capability: int | None = None,
+    platform: Platform | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> type[Int8ScaledMMLinearKernel]:
-    """The kernel class for `config` on this platform; ValueError listing every candidate if none fits."""
-    kernel, skipped = explain_choice(config, compute_capability)
+    """The kernel class for `config` on `platform` (default: this process's); ValueError listing
+    every candidate and its reason if none fits."""
+    platform = platform or current_platform()
+    kernel, skipped = explain_choice(config, compute_capability, platform, shape)
     if kernel is None:
         reasons = "\n".join(f"  {name}: {reason}" for name, reason in skipped) or "  (no kernels for this platform)"
-        raise ValueError(
-            f"no INT8 scaled-MM kernel can implement {config} on {current_platform().kind}. Reasons:\n{reasons}"
-        )
+        raise ValueError(f"no INT8 scaled-MM kernel can implement {config} on {platform.kind}. Reasons:\n{reasons}")
     if (kernel.__name__, config) not in _logged:
         _logged.add((kernel.__name__, config))
         logger.info("Using %s for INT8 linear layers with %s", kernel.__name__, config)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from vllm_int8.linear.kernel import Int8ScaledMMLinearKernel
-from vllm_int8.platform import current_platform
+from vllm_int8.ops.split_k_workspace import reserve_capture_counters
+from vllm_int8.platform import Platform, current_platform
 
 MIN_CUDA_CAPABILITY = 75  # Triton's int8 tensor-core dot needs Turing or newer
 
@@ -12,8 +13,10 @@ class TritonInt8ScaledMMLinearKernel(Int8ScaledMMLinearKernel):
     ops_backend = "triton"
 
     @classmethod
-    def is_supported(cls, compute_capability: int | None = None) -> tuple[bool, str | None]:
-        platform = current_platform()
+    def is_supported(
+        cls, compute_capability: int | None = None, platform: Platform | None = None
+    ) -> tuple[bool, str | None]:
+        platform = platform or current_platform()
         if platform.is_rocm:
             return True, None
         if not platform.is_cuda:
@@ -22,3 +25,8 @@ class TritonInt8ScaledMMLinearKernel(Int8ScaledMMLinearKernel):
         if capability is not None and capability < MIN_CUDA_CAPABILITY:
             return False, f"needs compute capability >= {MIN_CUDA_CAPABILITY}, this GPU has {capability}"
         return True, None
+
+    def process_weights_after_loading(self, layer) -> None:
+        super().process_weights_after_loading(layer)
+        # Zeroed split-K counters for launches captured later (no allocation may happen in a graph).
+        reserve_capture_counters(getattr(layer, self.w_q_name).device)

@@ -10,12 +10,14 @@ from vllm_int8.ops.dispatch import (
     use_triton,
 )
 from vllm_int8.ops.mm_configs import MMConfig
+from vllm_int8.ops.quant_mm import quant_scaled_mm
 from vllm_int8.ops.validation import MAX_K_ASYMMETRIC, MAX_K_SYMMETRIC
 
 __all__ = [
     "MAX_K_ASYMMETRIC",
     "MAX_K_SYMMETRIC",
     "MMConfig",
+    "quant_scaled_mm",
     "scaled_int8_quant",
     "scaled_mm",
     "torch_scaled_int8_quant",

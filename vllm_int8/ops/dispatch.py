@@ -22,15 +22,15 @@ BACKENDS = ("auto", "triton", "torch")
 
 def launch_scaled_int8_quant(*args, **kwargs):
     """The Triton quant launcher, imported on first use: CPU-only installs may lack Triton."""
-    return _triton_module("quant_kernel").launch_scaled_int8_quant(*args, **kwargs)
+    return triton_module("quant_kernel").launch_scaled_int8_quant(*args, **kwargs)
 
 
 def launch_scaled_mm(*args, **kwargs):
     """The Triton GEMM launcher, imported on first use: CPU-only installs may lack Triton."""
-    return _triton_module("scaled_mm_kernel").launch_scaled_mm(*args, **kwargs)
+    return triton_module("scaled_mm_kernel").launch_scaled_mm(*args, **kwargs)
 
 
-def _triton_module(name: str):
+def triton_module(name: str):
     try:
         return importlib.import_module(f"vllm_int8.ops.{name}")
     except ImportError as e:
@@ -57,7 +57,21 @@ def use_triton(device: torch.device, backend: str = "auto") -> bool:
     return backend == "triton"
 
 
-@torch.library.custom_op("vllm_int8::quant_dynamic", mutates_args=())
+# Registered through a plain `torch.library.Library` (define + impl + fake), as vLLM's
+# `direct_register_custom_op` does: an eager call goes straight through the C++ dispatcher to the
+# Python body, without `torch.library.custom_op`'s Python wrapper layers (which cost ~200 us per
+# call on a slow host). CompositeExplicitAutograd: one body for every device; the body picks the
+# backend from the tensors' device.
+_lib = torch.library.Library("vllm_int8", "FRAGMENT")  # noqa: TOR901 - the ops need no autograd
+
+
+def register_op(schema: str, impl, fake) -> None:
+    name = schema.split("(")[0]
+    _lib.define(schema)
+    _lib.impl(name, impl, "CompositeExplicitAutograd")
+    torch.library.register_fake(f"vllm_int8::{name}", fake, lib=_lib)
+
+
 def _quant_dynamic(x: torch.Tensor, symmetric: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if use_triton(x.device, backend):
         q, scale, azp = launch_scaled_int8_quant(x, None, None, symmetric)
@@ -66,18 +80,17 @@ def _quant_dynamic(x: torch.Tensor, symmetric: bool, backend: str) -> tuple[torc
     return q, scale, _empty_int32(x) if azp is None else azp
 
 
-@_quant_dynamic.register_fake
-def _(x: torch.Tensor, symmetric: bool, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _quant_dynamic_fake(x: torch.Tensor, symmetric: bool, backend: str):
     rows = x.numel() // x.shape[-1]
     azp = _empty_int32(x) if symmetric else x.new_empty((rows, 1), dtype=torch.int32)
-    return torch.empty_like(x, dtype=torch.int8), x.new_empty((rows, 1), dtype=torch.float32), azp
+    # Contiguous, like both real bodies (not empty_like, which would copy x's strides).
+    return x.new_empty(x.shape, dtype=torch.int8), x.new_empty((rows, 1), dtype=torch.float32), azp
 
 
 def _empty_int32(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty((0,), dtype=torch.int32)
 
 
-@torch.library.custom_op("vllm_int8::quant_static", mutates_args=())
 def _quant_static(
     x: torch.Tensor, scale: torch.Tensor, azp: torch.Tensor | None, symmetric: bool, backend: str
 ) -> torch.Tensor:
@@ -86,9 +99,43 @@ def _quant_static(
     return reference.torch_scaled_int8_quant(x, scale, azp, symmetric)[0]
 
 
-@_quant_static.register_fake
-def _(x: torch.Tensor, scale: torch.Tensor, azp: torch.Tensor | None, symmetric: bool, backend: str) -> torch.Tensor:
-    return torch.empty_like(x, dtype=torch.int8)
+def _quant_static_fake(x, scale, azp, symmetric, backend) -> torch.Tensor:
+    return x.new_empty(x.shape, dtype=torch.int8)
+
+
+def _scaled_mm(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None,
+    azp_adj: torch.Tensor | None,
+    azp: torch.Tensor | None,
+    backend: str,
+) -> torch.Tensor:
+    if use_triton(input.device, backend):
+        return launch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+    return reference.torch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+
+
+def _scaled_mm_fake(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend) -> torch.Tensor:
+    return input.new_empty((input.shape[0], weight.shape[1]), dtype=out_dtype)
+
+
+register_op("quant_dynamic(Tensor x, bool symmetric, str backend) -> (Tensor, Tensor, Tensor)", _quant_dynamic,
+          _quant_dynamic_fake)  # fmt: skip
+register_op(
+    "quant_static(Tensor x, Tensor scale, Tensor? azp, bool symmetric, str backend) -> Tensor",
+    _quant_static,
+    _quant_static_fake,
+)
+register_op(
+    "scaled_mm(Tensor input, Tensor weight, Tensor scale_a, Tensor scale_b, ScalarType out_dtype, Tensor? bias, "
+    "Tensor? azp_adj, Tensor? azp, str backend) -> Tensor",
+    _scaled_mm,
+    _scaled_mm_fake,
+)
 
 
 def scaled_int8_quant(
@@ -111,28 +158,6 @@ def scaled_int8_quant(
         q, scale, azp = torch.ops.vllm_int8.quant_dynamic(x, symmetric, backend)
         return q, scale, None if symmetric else azp
     return torch.ops.vllm_int8.quant_static(x, scale, azp, symmetric, backend), scale, azp
-
-
-@torch.library.custom_op("vllm_int8::scaled_mm", mutates_args=())
-def _scaled_mm(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    scale_a: torch.Tensor,
-    scale_b: torch.Tensor,
-    out_dtype: torch.dtype,
-    bias: torch.Tensor | None,
-    azp_adj: torch.Tensor | None,
-    azp: torch.Tensor | None,
-    backend: str,
-) -> torch.Tensor:
-    if use_triton(input.device, backend):
-        return launch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
-    return reference.torch_scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
-
-
-@_scaled_mm.register_fake
-def _(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend) -> torch.Tensor:
-    return input.new_empty((input.shape[0], weight.shape[1]), dtype=out_dtype)
 
 
 def scaled_mm(

@@ -28,9 +28,23 @@ class MMConfig:
     num_warps: int = 4
     num_stages: int = 3
     split_k: int = 1  # K-slices reduced exactly in int32 within the one launch (decode)
+    # AMD-only compile options (0: not passed). Triton's AMD backend reads them; CUDA has no such knobs.
+    waves_per_eu: int = 0
+    matrix_instr_nonkdim: int = 0
+    kpack: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v or k not in _AMD_OPTIONS}
+
+    def compile_options(self) -> dict[str, int]:
+        """The launch keywords besides constexprs: warps, stages and the AMD knobs that are set."""
+        # No FMA contraction: `(acc * scale_a) * scale_b + bias` rounds like the reference, step by step.
+        options = {"num_warps": self.num_warps, "num_stages": self.num_stages, "enable_fp_fusion": False}
+        options.update({name: getattr(self, name) for name in _AMD_OPTIONS if getattr(self, name)})
+        return options
+
+
+_AMD_OPTIONS = ("waves_per_eu", "matrix_instr_nonkdim", "kpack")
 
 
 def heuristic_config(m: int, n: int, k: int) -> MMConfig:
@@ -91,11 +105,23 @@ def _device_name(device: torch.device) -> str | None:
     return torch.cuda.get_device_name(device)
 
 
+@functools.cache
+def _rocm_arch(device: torch.device) -> tuple[str, int]:
+    props = torch.cuda.get_device_properties(device)
+    return getattr(props, "gcnArchName", "gfx942").split(":")[0], props.multi_processor_count
+
+
+@functools.lru_cache(maxsize=4096)
 def select_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
-    """Tuned config for (device, N, K, M bucket) if one ships, else the heuristic."""
+    """Tuned config for (device, N, K, M bucket) if one ships, else the heuristic of the device's
+    vendor (cached per shape: the eager hot path pays one dictionary lookup)."""
     name = _device_name(device)
     if name is not None:
         buckets = load_tuned(name).get((n, k))
         if buckets:
             return pick_bucket(buckets, m)
+        if torch.version.hip:
+            from vllm_int8.ops.rocm_configs import rocm_heuristic_config
+
+            return rocm_heuristic_config(m, n, k, *_rocm_arch(device))
     return heuristic_config(m, n, k)

@@ -38,16 +38,16 @@ def quantize_block(x, scale, azp):
 
 
 @triton.jit
-def _block_stats(x, mask):
-    """(max, min) of the valid lanes; a NaN counts as +inf, so one reduction each catches it."""
+def block_stats(x, mask, axis: tl.constexpr):
+    """(max, min) of the valid lanes along `axis`; a NaN counts as +inf, so one reduction each catches it."""
     x = tl.where(x == x, x, float("inf"))
-    hi = tl.max(tl.where(mask, x, float("-inf")), axis=0)
-    lo = tl.min(tl.where(mask, x, float("inf")), axis=0)
+    hi = tl.max(tl.where(mask, x, float("-inf")), axis=axis)
+    lo = tl.min(tl.where(mask, x, float("inf")), axis=axis)
     return hi, lo
 
 
 @triton.jit
-def _dynamic_scale_and_azp(hi, lo, SYMMETRIC: tl.constexpr):
+def dynamic_scale_and_azp(hi, lo, SYMMETRIC: tl.constexpr):
     """Row scale (and azp) from its range; a range with +-inf or NaN (seen as inf) -> (NaN, 0)."""
     if SYMMETRIC:
         scale = tl.math.div_rn(tl.maximum(hi, -lo), 127.0)
@@ -88,8 +88,8 @@ def _scaled_int8_quant_kernel(
             scale = tl.load(scale_ptr)
             azp = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)
         else:
-            hi, lo = _block_stats(x, mask)
-            scale, azp = _dynamic_scale_and_azp(hi, lo, SYMMETRIC)
+            hi, lo = block_stats(x, mask, 0)
+            scale, azp = dynamic_scale_and_azp(hi, lo, SYMMETRIC)
             tl.store(scale_ptr + row, scale)
             if not SYMMETRIC:
                 tl.store(azp_ptr + row, azp.to(tl.int32))
@@ -104,10 +104,10 @@ def _scaled_int8_quant_kernel(
             for start in range(0, K, BLOCK):
                 mask = start + offs < K
                 x = tl.load(x_row + start + offs, mask=mask, other=0.0).to(tl.float32)
-                block_hi, block_lo = _block_stats(x, mask)
+                block_hi, block_lo = block_stats(x, mask, 0)
                 hi = tl.maximum(hi, block_hi)
                 lo = tl.minimum(lo, block_lo)
-            scale, azp = _dynamic_scale_and_azp(hi, lo, SYMMETRIC)
+            scale, azp = dynamic_scale_and_azp(hi, lo, SYMMETRIC)
             tl.store(scale_ptr + row, scale)
             if not SYMMETRIC:
                 tl.store(azp_ptr + row, azp.to(tl.int32))
@@ -144,18 +144,17 @@ def launch_scaled_int8_quant(
         scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
         azp = None if symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
     if m > 0:
-        one_pass, block, warps = _launch_shape(k)
-        _scaled_int8_quant_kernel[(m,)](
-            rows,
-            q,
-            scale,
-            scale if azp is None else azp,  # never read when symmetric
-            k,
-            rows.stride(0),
-            STATIC=static,
-            SYMMETRIC=symmetric,
-            ONE_PASS=one_pass,
-            BLOCK=block,
-            num_warps=warps,
-        )
+        grid, args, constexprs = quant_launch_arguments(rows, q, scale, azp, static, symmetric)
+        _scaled_int8_quant_kernel[grid](*args, **constexprs)
     return q, scale, (None if symmetric else azp)
+
+
+def quant_launch_arguments(rows, q, scale, azp, static: bool, symmetric: bool):
+    """(grid, positional arguments, constexprs and options) of one quant launch over rows [M, K]
+    (the launcher runs exactly this; the ROCm compile gate calls it with meta tensors)."""
+    m, k = rows.shape
+    one_pass, block, warps = _launch_shape(k)
+    args = (rows, q, scale, scale if azp is None else azp, k, rows.stride(0))  # azp is never read when symmetric
+    constexprs = {"STATIC": static, "SYMMETRIC": symmetric, "ONE_PASS": one_pass, "BLOCK": block,
+                  "num_warps": warps, "enable_fp_fusion": False}  # fmt: skip  # every step rounds like the reference
+    return (m,), args, constexprs

@@ -70,7 +70,8 @@ def torch_scaled_int8_quant(
         q = quantize_with(rows, scale, azp)
     else:
         q = quantize_with(rows, scale.reshape(1, 1).to(torch.float32), None if symmetric else azp.reshape(1, 1))
-    return q.reshape(x.shape), scale, (None if symmetric else azp)
+    # Contiguous whatever x's strides (elementwise ops keep them): the same layout as the kernel's.
+    return q.reshape(x.shape).contiguous(), scale, (None if symmetric else azp)
 
 
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -108,4 +109,4 @@ def torch_scaled_mm(
     out = acc.to(torch.float32) * scale_a.reshape(-1, 1) * scale_b.reshape(1, -1)
     if bias is not None:
         out = out + bias.reshape(1, -1).to(torch.float32)
-    return out.to(out_dtype)
+    return out.to(out_dtype).contiguous()

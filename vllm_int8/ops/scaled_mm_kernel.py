@@ -6,57 +6,63 @@ The zero-point correction is applied to the int32 accumulator (exact, wrapping l
 hardware), then the tile is scaled in float32 and stored once in the output dtype.
 
 Split-K (for decode, where M is small and too few output tiles would leave SMs idle) stays one
-launch and exact: each K-slice adds its int32 partial tile into a workspace with atomics, and
-the last slice to arrive (an acq_rel counter per tile) takes the sum, zeroes the workspace for
-the next launch, and runs the epilogue.
+launch and exact: each K-slice stores its int32 partial tile in its own workspace slot, then
+bumps the tile's arrival counter (acq_rel); the last slice to arrive sums the slots in int32,
+resets the counter and runs the epilogue. `split_k_workspace.py` says where the buffers live and
+why that is safe under CUDA graphs and concurrent streams.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import triton
 import triton.language as tl
 
 from vllm_int8.ops.mm_configs import MMConfig, select_config
+from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_block
+from vllm_int8.ops.split_k_workspace import arrival_counters
+
+# How the kernel gets its A operand: int8 already, or float rows it quantizes itself (the one-launch
+# decode path: static scale/azp, or per-row scale/azp computed in the prologue over all of K).
+A_INT8, A_QUANT_STATIC, A_QUANT_DYNAMIC = 0, 1, 2
 
 
 @triton.jit
 def _epilogue(
     acc,
     c_ptr,
-    scale_a_ptr,
+    scale_a,
     scale_b_ptr,
     bias_ptr,
     azp_adj_ptr,
-    azp_ptr,
+    azp,
     offs_m,
     offs_n,
     M,
     N,
     stride_cm,
-    SCALE_A_PER_ROW: tl.constexpr,
     SCALE_B_PER_COL: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     HAS_AZP_ADJ: tl.constexpr,
     HAS_AZP: tl.constexpr,
 ):
+    """acc (int32) -> `(acc - azp*azp_adj) * scale_a * scale_b + bias`, stored once.
+
+    scale_a: a scalar or one value per row ([BLOCK_M, 1]); azp: int32 per row ([BLOCK_M, 1]).
+    """
     mask_m = offs_m < M
     mask_n = offs_n < N
     if HAS_AZP_ADJ:
         azp_adj = tl.load(azp_adj_ptr + offs_n, mask=mask_n, other=0)
         if HAS_AZP:
-            azp = tl.load(azp_ptr + offs_m, mask=mask_m, other=0)
-            acc -= azp[:, None] * azp_adj[None, :]
+            acc -= azp * azp_adj[None, :]
         else:  # static per-tensor: azp_adj already holds azp * column sums
             acc -= azp_adj[None, :]
 
-    out = acc.to(tl.float32)
-    if SCALE_A_PER_ROW:
-        out = out * tl.load(scale_a_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
-    else:
-        out = out * tl.load(scale_a_ptr)
+    out = acc.to(tl.float32) * scale_a
     if SCALE_B_PER_COL:
         out = out * tl.load(scale_b_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
     else:
@@ -66,6 +72,27 @@ def _epilogue(
 
     c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :]
     tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+@triton.jit
+def _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
+                       SYMMETRIC: tl.constexpr):  # fmt: skip
+    """Per-row dynamic scale and azp over all of K, with the quant kernel's own helpers (so the
+    values are the quant kernel's bit for bit: max/min are exact in any order)."""
+    rows = offs_m < M
+    hi = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+    lo = tl.full((BLOCK_M,), float("inf"), tl.float32)
+    for start in range(0, K, BLOCK_K):
+        offs_k = start + tl.arange(0, BLOCK_K)
+        mask = rows[:, None] & (offs_k < K)[None, :]
+        ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
+        x = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+        block_hi, block_lo = block_stats(x, mask, 1)
+        hi = tl.maximum(hi, block_hi)
+        lo = tl.minimum(lo, block_lo)
+    # Rows past M (never stored) get scale 0 rather than infinities.
+    scale, azp = dynamic_scale_and_azp(tl.where(rows, hi, 0.0), tl.where(rows, lo, 0.0), SYMMETRIC)
+    return scale[:, None], azp[:, None]
 
 
 @triton.jit(do_not_specialize=["M"])  # M only bounds masks: one compiled variant for every batch size
@@ -99,6 +126,8 @@ def _scaled_mm_kernel(
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
     SPLIT_K: tl.constexpr,
+    A_MODE: tl.constexpr = 0,  # A_INT8 / A_QUANT_STATIC / A_QUANT_DYNAMIC
+    SYMMETRIC: tl.constexpr = True,  # quantizing A: without a zero point
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
     pid = tl.program_id(0)
@@ -128,6 +157,13 @@ def _scaled_mm_kernel(
     a_ptrs = a_ptr + (offs_m % M)[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
     b_ptrs = b_ptr + offs_k[:, None].to(tl.int64) * stride_bk + (offs_n % N)[None, :] * stride_bn
 
+    # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
+    if A_MODE == 2:
+        scale_a, azp_f = _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_M, BLOCK_K, SYMMETRIC)
+    elif A_MODE == 1:
+        scale_a = tl.load(scale_a_ptr)
+        azp_f = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)  # the static azp (folded in azp_adj)
+
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
     for k in range(k_first, k_last):
         if EVEN_K:
@@ -137,51 +173,107 @@ def _scaled_mm_kernel(
             k_left = K - k * BLOCK_K
             a = tl.load(a_ptrs, mask=tl.arange(0, BLOCK_K)[None, :] < k_left, other=0)
             b = tl.load(b_ptrs, mask=tl.arange(0, BLOCK_K)[:, None] < k_left, other=0)
+        if A_MODE != 0:  # masked K lanes quantize to azp, but meet b == 0 there
+            a = quantize_block(a.to(tl.float32), scale_a, azp_f)
         acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
 
-    if SPLIT_K == 1:
-        _epilogue(
-            acc, c_ptr, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr, azp_ptr, offs_m, offs_n, M, N, stride_cm,
-            SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
-        )  # fmt: skip
-    else:
-        # Exact int32 reduction of the slices; the last to arrive finishes the tile.
+    if SPLIT_K > 1:
+        tile_elems: tl.constexpr = BLOCK_M * BLOCK_N
         tile_offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-        ws_ptrs = workspace_ptr + pid.to(tl.int64) * (BLOCK_M * BLOCK_N) + tile_offs
-        tl.atomic_add(ws_ptrs, acc, sem="relaxed")
+        tile_slots = workspace_ptr + pid.to(tl.int64) * (SPLIT_K * tile_elems) + tile_offs
+        tl.store(tile_slots + tl.program_id(1) * tile_elems, acc)
+        # Every thread's slot stores must be done before one thread publishes the arrival: the
+        # counter's release orders only that thread's own writes, and AMD's lowering puts its
+        # barrier after a scalar atomic, not before. The barrier makes all of them prior to it.
+        tl.debug_barrier()
         arrived = tl.atomic_add(counter_ptr + pid, 1, sem="acq_rel")
-        if arrived == SPLIT_K - 1:
-            total = tl.atomic_xchg(ws_ptrs, tl.zeros_like(acc), sem="relaxed")  # read and reset
-            tl.atomic_xchg(counter_ptr + pid, 0, sem="relaxed")
-            _epilogue(
-                total, c_ptr, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr, azp_ptr, offs_m, offs_n, M, N,
-                stride_cm, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
-            )  # fmt: skip
+        is_last = arrived == SPLIT_K - 1
+        if is_last:
+            tl.atomic_xchg(counter_ptr + pid, 0, sem="relaxed")  # zero again for the next launch
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+            for s in tl.static_range(SPLIT_K):  # ".cg": read the other SMs' slots from L2
+                acc += tl.load(tile_slots + s * tile_elems, cache_modifier=".cg")
+    else:
+        is_last = True
+
+    if is_last:
+        if A_MODE == 0:
+            if SCALE_A_PER_ROW:
+                scale_a = tl.load(scale_a_ptr + offs_m, mask=offs_m < M, other=0.0)[:, None]
+            else:
+                scale_a = tl.load(scale_a_ptr)
+        if HAS_AZP:
+            if A_MODE == 2:
+                azp = azp_f.to(tl.int32)
+            else:
+                azp = tl.load(azp_ptr + offs_m, mask=offs_m < M, other=0)[:, None]
+        else:
+            azp = 0
+        _epilogue(
+            acc, c_ptr, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_m, offs_n, M, N, stride_cm,
+            SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+        )  # fmt: skip
 
 
-# Split-K workspaces, one per (device, stream): zero between launches (the kernel re-zeroes them).
-_workspaces: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
+_launch_log: list[tuple[int, int, int, MMConfig]] | None = None
 
 
-def split_k_workspace(device: torch.device, tiles: int, tile_elems: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(int32 partial sums, int32 arrival counters) for `tiles` tiles, or None while a CUDA graph is
-    being captured and the cached workspace is too small (no allocation may happen then)."""
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    key = (device, stream)
-    cached = _workspaces.get(key)
-    if cached is not None and cached[0].numel() >= tiles * tile_elems and cached[1].numel() >= tiles:
-        return cached
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+@contextlib.contextmanager
+def record_launches() -> Iterator[list[tuple[int, int, int, MMConfig]]]:
+    """Collect (M, N, K, config) of every GEMM launch in the block (tests and the stress test use
+    it to show which split_k a launch, captured or not, really used)."""
+    global _launch_log
+    previous, _launch_log = _launch_log, []
+    try:
+        yield _launch_log
+    finally:
+        _launch_log = previous
+
+
+def flat_contiguous(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A 1-D contiguous view (or copy) of a small per-row/per-column vector: the kernels index
+    scales, bias and zero-point terms as dense arrays, so a strided view must be copied first."""
+    if t is None:
         return None
-    size = max(tiles * tile_elems, 0 if cached is None else cached[0].numel())
-    count = max(tiles, 0 if cached is None else cached[1].numel())
-    _workspaces[key] = (
-        torch.zeros(size, dtype=torch.int32, device=device),
-        torch.zeros(count, dtype=torch.int32, device=device),
-    )
-    return _workspaces[key]
+    t = t.reshape(-1)
+    return t if t.stride(0) == 1 or t.numel() <= 1 else t.contiguous()
+
+
+def kernel_constexprs(
+    m: int,
+    n: int,
+    k: int,
+    cfg: MMConfig,
+    scale_a_numel: int,
+    scale_b_numel: int,
+    has_bias: bool,
+    has_azp_adj: bool,
+    has_azp: bool,
+    a_mode: int = A_INT8,
+    symmetric: bool = True,
+) -> tuple[tuple[int, int], dict[str, int | bool]]:
+    """(grid, constexprs and compile options) of one launch: the launcher and the ROCm compile
+    gate both build launches here, so what the gate compiles is what a launch runs."""
+    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    constexprs = {
+        "SCALE_A_PER_ROW": scale_a_numel > 1,
+        "SCALE_B_PER_COL": scale_b_numel > 1,
+        "HAS_BIAS": has_bias,
+        "HAS_AZP_ADJ": has_azp_adj,
+        "HAS_AZP": has_azp,
+        "EVEN_K": k % cfg.block_k == 0,
+        "BLOCK_M": cfg.block_m,
+        "BLOCK_N": cfg.block_n,
+        "BLOCK_K": cfg.block_k,
+        "GROUP_M": cfg.group_m,
+        "SPLIT_K": cfg.split_k,
+        "A_MODE": a_mode,
+        "SYMMETRIC": symmetric,
+        **cfg.compile_options(),
+    }
+    return (tiles, cfg.split_k), constexprs
 
 
 def launch_scaled_mm(
@@ -195,56 +287,76 @@ def launch_scaled_mm(
     azp: torch.Tensor | None = None,
     config: MMConfig | None = None,
 ) -> torch.Tensor:
-    """One launch of the fused GEMM (arguments already validated; `config` overrides the tile choice)."""
-    m, k = input.shape
-    n = weight.shape[1]
-    out = torch.empty((m, n), dtype=out_dtype, device=input.device)
+    """One launch of the fused GEMM (arguments already validated; `config` overrides the tile choice).
+
+    Scales, bias and zero-point terms may be strided views: they are made dense here (cheap, they
+    are vectors). `input` and `weight` strides are passed to the kernel as they are.
+    """
+    return _launch(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, azp is not None, A_INT8, True,
+                   config)  # fmt: skip
+
+
+def launch_quant_scaled_mm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None,
+    azp_adj: torch.Tensor | None,
+    input_scale: torch.Tensor | None,
+    input_zero_point: torch.Tensor | None,
+    symmetric: bool,
+    config: MMConfig | None = None,
+) -> torch.Tensor:
+    """Quantize float rows x [M, K] inside the GEMM and multiply, in one launch (the decode path).
+
+    Equal bit for bit to `scaled_int8_quant` followed by `launch_scaled_mm`. Dynamic
+    (`input_scale` None): each program computes its rows' scale and azp over all of K first.
+    Static: `input_scale` (and `input_zero_point` when asymmetric; then `azp_adj` is already
+    folded with it, as the layer stores it).
+    """
+    if input_scale is None:
+        mode, scale_a, azp = A_QUANT_DYNAMIC, weight, None  # scale_a/azp pointers unused: computed
+        has_azp = not symmetric
+    else:
+        mode, scale_a, azp, has_azp = A_QUANT_STATIC, input_scale, input_zero_point, False
+    return _launch(x, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, mode, symmetric, config)
+
+
+def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, a_mode, symmetric, config):
+    m, n = a.shape[0], weight.shape[1]
+    out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    scale_a, scale_b = scale_a.reshape(-1), scale_b.reshape(-1)  # kernels index them flat
-    bias = None if bias is None else bias.reshape(-1)
-    azp_adj = None if azp_adj is None else azp_adj.reshape(-1)
-    azp = None if azp is None else azp.reshape(-1)
-    cfg = config or select_config(m, n, k, input.device)
-    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    cfg = config or select_config(m, n, a.shape[1], a.device)
+    grid, args, constexprs = launch_arguments(
+        a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg
+    )
+    if _launch_log is not None:
+        _launch_log.append((m, n, a.shape[1], cfg))
+    _scaled_mm_kernel[grid](*args, **constexprs)
+    return out
+
+
+def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg):
+    """(grid, positional arguments, constexprs and options) of one kernel launch.
+
+    The launcher runs exactly this; the ROCm compile gate calls it with meta tensors, so what the
+    gate compiles is what a launch would run (same specialization, constexprs and options).
+    """
+    m, k = a.shape
+    n = weight.shape[1]
+    scale_a, scale_b = flat_contiguous(scale_a), flat_contiguous(scale_b)
+    bias, azp_adj, azp = flat_contiguous(bias), flat_contiguous(azp_adj), flat_contiguous(azp)
+    grid, constexprs = kernel_constexprs(
+        m, n, k, cfg, scale_a.numel() if a_mode == A_INT8 else 1, scale_b.numel(), bias is not None,
+        azp_adj is not None, has_azp, a_mode, symmetric,
+    )  # fmt: skip
     workspace = counters = None
     if cfg.split_k > 1:
-        buffers = split_k_workspace(input.device, tiles, cfg.block_m * cfg.block_n)
-        if buffers is None:
-            cfg = dataclasses.replace(cfg, split_k=1)
-        else:
-            workspace, counters = buffers
-    _scaled_mm_kernel[(tiles, cfg.split_k)](
-        input,
-        weight,
-        out,
-        scale_a,
-        scale_b,
-        bias,
-        azp_adj,
-        azp,
-        workspace,
-        counters,
-        m,
-        n,
-        k,
-        input.stride(0),
-        input.stride(1),
-        weight.stride(0),
-        weight.stride(1),
-        out.stride(0),
-        SCALE_A_PER_ROW=scale_a.numel() > 1,
-        SCALE_B_PER_COL=scale_b.numel() > 1,
-        HAS_BIAS=bias is not None,
-        HAS_AZP_ADJ=azp_adj is not None,
-        HAS_AZP=azp is not None,
-        EVEN_K=k % cfg.block_k == 0,
-        BLOCK_M=cfg.block_m,
-        BLOCK_N=cfg.block_n,
-        BLOCK_K=cfg.block_k,
-        GROUP_M=cfg.group_m,
-        SPLIT_K=cfg.split_k,
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
-    )
-    return out
+        tiles = grid[0]
+        workspace = torch.empty(tiles * cfg.split_k * cfg.block_m * cfg.block_n, dtype=torch.int32, device=out.device)
+        counters = arrival_counters(out.device, tiles)
+    args = (a, weight, out, scale_a, scale_b, bias, azp_adj, azp, workspace, counters, m, n, k,
+            a.stride(0), a.stride(1), weight.stride(0), weight.stride(1), out.stride(0))  # fmt: skip
+    return grid, args, constexprs

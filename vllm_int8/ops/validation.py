@@ -63,6 +63,47 @@ def check_quant_args(x: torch.Tensor, scale: torch.Tensor | None, azp: torch.Ten
         _require_device("azp", azp, x.device)
 
 
+def check_weight_args(
+    m: int,
+    k: int,
+    device: torch.device,
+    weight: torch.Tensor,
+    scale_b: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None,
+    azp_adj: torch.Tensor | None,
+    asymmetric: bool,
+) -> None:
+    """The weight-side arguments of a GEMM whose activation is [m, k] on `device`."""
+    _require_dtype("weight", weight, (torch.int8,))
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be 2-D [K, N], got shape {tuple(weight.shape)}")
+    n = weight.shape[1]
+    if weight.shape[0] != k:
+        raise ValueError(f"weight must be [K={k}, N] to match the activation's K, got {tuple(weight.shape)}")
+    if not is_weakly_contiguous(weight):
+        raise ValueError(f"weight must be row- or column-major without gaps, got strides {weight.stride()}")
+    if out_dtype not in FLOAT_DTYPES:
+        raise TypeError(f"out_dtype must be float16, bfloat16 or float32, got {out_dtype}")
+    _require_device("weight", weight, device)
+    _require_dtype("scale_b", scale_b, (torch.float32,))
+    _require_numel("scale_b", scale_b, (1, n), f"1 (per-tensor) or N={n} (per-channel) elements")
+    _require_device("scale_b", scale_b, device)
+    if bias is not None:
+        _require_dtype("bias", bias, FLOAT_DTYPES)
+        _require_numel("bias", bias, (n,), f"N={n} elements")
+        _require_device("bias", bias, device)
+    if asymmetric and azp_adj is None:
+        raise ValueError("azp_adj is required with asymmetric activations: the zero-point correction needs it")
+    if azp_adj is not None:
+        _require_dtype("azp_adj", azp_adj, (torch.int32,))
+        _require_numel("azp_adj", azp_adj, (n,), f"N={n} elements")
+        _require_device("azp_adj", azp_adj, device)
+    max_k = MAX_K_SYMMETRIC if azp_adj is None else MAX_K_ASYMMETRIC
+    if k > max_k:
+        raise ValueError(f"input has K={k}, above the largest K={max_k} whose int32 accumulator cannot overflow")
+
+
 def check_scaled_mm_args(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -74,41 +115,16 @@ def check_scaled_mm_args(
     azp: torch.Tensor | None,
 ) -> None:
     _require_dtype("input", input, (torch.int8,))
-    _require_dtype("weight", weight, (torch.int8,))
     if input.dim() != 2:
         raise ValueError(f"input must be 2-D [M, K], got shape {tuple(input.shape)}")
-    if weight.dim() != 2:
-        raise ValueError(f"weight must be 2-D [K, N], got shape {tuple(weight.shape)}")
-    (m, k), n = input.shape, weight.shape[1]
-    if weight.shape[0] != k:
-        raise ValueError(f"weight must be [K={k}, N] to match input {tuple(input.shape)}, got {tuple(weight.shape)}")
-    if not is_weakly_contiguous(weight):
-        raise ValueError(f"weight must be row- or column-major without gaps, got strides {weight.stride()}")
-    if out_dtype not in FLOAT_DTYPES:
-        raise TypeError(f"out_dtype must be float16, bfloat16 or float32, got {out_dtype}")
-    device = input.device
-    _require_device("weight", weight, device)
-    for name, t, allowed, meaning in (
-        ("scale_a", scale_a, (1, m), f"1 (per-tensor) or M={m} (per-token) elements"),
-        ("scale_b", scale_b, (1, n), f"1 (per-tensor) or N={n} (per-channel) elements"),
-    ):
-        _require_dtype(name, t, (torch.float32,))
-        _require_numel(name, t, allowed, meaning)
-        _require_device(name, t, device)
-    if bias is not None:
-        _require_dtype("bias", bias, FLOAT_DTYPES)
-        _require_numel("bias", bias, (n,), f"N={n} elements")
-        _require_device("bias", bias, device)
+    m, k = input.shape
     if azp is not None and azp_adj is None:
         raise ValueError("azp was given without azp_adj: the zero-point correction needs the weight column sums")
-    if azp_adj is not None:
-        _require_dtype("azp_adj", azp_adj, (torch.int32,))
-        _require_numel("azp_adj", azp_adj, (n,), f"N={n} elements")
-        _require_device("azp_adj", azp_adj, device)
+    check_weight_args(m, k, input.device, weight, scale_b, out_dtype, bias, azp_adj, False)
+    _require_dtype("scale_a", scale_a, (torch.float32,))
+    _require_numel("scale_a", scale_a, (1, m), f"1 (per-tensor) or M={m} (per-token) elements")
+    _require_device("scale_a", scale_a, input.device)
     if azp is not None:
         _require_dtype("azp", azp, (torch.int32,))
         _require_numel("azp", azp, (m,), f"M={m} elements (one zero point per token)")
-        _require_device("azp", azp, device)
-    max_k = MAX_K_SYMMETRIC if azp_adj is None else MAX_K_ASYMMETRIC
-    if k > max_k:
-        raise ValueError(f"input has K={k}, above the largest K={max_k} whose int32 accumulator cannot overflow")
+        _require_device("azp", azp, input.device)

@@ -1,0 +1,88 @@
+"""Arrival counters for the split-K GEMM: zero before every launch, never freed under a live graph.
+
+The split-K kernel needs two buffers. Its partial tiles (one slot per K-slice, plain stores, read
+back by the last slice) need no initial value, so they come from PyTorch's caching allocator per
+call: stream-ordered in eager mode, and owned by the graph's private pool under CUDA-graph capture,
+which keeps them alive for as long as the graph can replay. No code of ours manages them.
+
+The arrival counters must read zero when a launch starts. The kernel leaves them zero (the last
+slice of a tile resets its counter), so a counter needs zeroing once, when it is created, and must
+then never be shared by two launches that can run at the same time. Hence:
+
+- eager calls: one persistent buffer per (device, stream), created zeroed on first use and grown
+  (replaced) only by an eager call on that same stream, so stream order protects every reuse;
+- calls under graph capture: a fresh, never-reused range of a per-device pool of zeroed chunks.
+  Each captured launch owns its counters for the life of the process, so no other graph, stream
+  or eager call touches them, and nothing is allocated or zeroed inside the graph. The pool's first
+  chunk is made outside capture (`reserve_capture_counters`, called when a layer is prepared, or
+  any eager call); if a capture finds no room, that launch zeroes fresh counters inside the graph
+  (a memset node per replay: correct, slightly slower).
+
+A memset per call would be the simplest correct design, but it adds a launch (or graph node) to
+every decode GEMM, which is exactly where split-K is meant to save time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+COUNTERS_PER_CHUNK = 1 << 18  # 1 MiB of int32 counters: thousands of captured decode GEMMs
+
+_lock = threading.Lock()
+_eager: dict[tuple[torch.device, int], torch.Tensor] = {}
+_capture_chunks: dict[torch.device, list[torch.Tensor]] = {}
+_capture_used: dict[torch.device, int] = {}  # counters handed out from the newest chunk
+
+
+def _is_capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+def _new_zeroed(device: torch.device, count: int) -> torch.Tensor:
+    counters = torch.zeros(count, dtype=torch.int32, device=device)
+    if device.type == "cuda":  # graphs replayed on another stream must see the zeros
+        torch.cuda.current_stream(device).synchronize()
+    return counters
+
+
+def reserve_capture_counters(device: torch.device | str) -> None:
+    """Make sure the pool has a zeroed chunk at least a quarter free for launches captured later.
+
+    Call outside capture; every eager split-K call does, so warm-ups before a capture refill it.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or _is_capturing(device):
+        return
+    with _lock:
+        chunks = _capture_chunks.setdefault(device, [])
+        if not chunks or _capture_used[device] > COUNTERS_PER_CHUNK * 3 // 4:
+            chunks.append(_new_zeroed(device, COUNTERS_PER_CHUNK))
+            _capture_used[device] = 0
+
+
+def arrival_counters(device: torch.device, tiles: int) -> torch.Tensor:
+    """`tiles` int32 counters that read zero now and that no concurrent launch shares."""
+    if not _is_capturing(device):
+        stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+        key = (device, stream)
+        with _lock:
+            counters = _eager.get(key)
+            if counters is None or counters.numel() < tiles:
+                counters = _eager[key] = _new_zeroed(device, max(tiles, 1024))
+        reserve_capture_counters(device)
+        return counters[:tiles]
+    with _lock:
+        chunks, used = _capture_chunks.get(device), _capture_used.get(device, 0)
+        if chunks and used + tiles <= chunks[-1].numel():
+            _capture_used[device] = used + tiles
+            return chunks[-1][used : used + tiles]
+    # No zeroed room left: zero inside the graph (replayed each time, private to this launch).
+    return torch.zeros(tiles, dtype=torch.int32, device=device)
+
+
+def all_counters() -> list[torch.Tensor]:
+    """Every counter buffer this module owns (tests and the stress test check they are zero)."""
+    with _lock:
+        return list(_eager.values()) + [c for chunks in _capture_chunks.values() for c in chunks]
