@@ -1,4 +1,4 @@
-"""The `vllm-int8` command: info, quantize, generate, eval. The default model is the embedded SmolLM2."""
+"""The `vllm-int8` command: info, quantize, generate, eval, rocm-check. The default model is the embedded SmolLM2."""
 
 from __future__ import annotations
 
@@ -60,6 +60,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_eval_command(args.config, args.limit, _device(args.device))
 
 
+def cmd_rocm_check(args: argparse.Namespace) -> int:
+    """Compile every kernel variant a ROCm launch can run for AMD targets, on this machine (no GPU needed)."""
+    import os
+    import subprocess
+
+    if os.environ.get("TRITON_INTERPRET") == "1":  # interpreted kernels cannot be compiled: run without it
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        return subprocess.run([sys.executable, "-m", "vllm_int8.cli", *sys_argv_of(args)], env=env).returncode
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "0")  # our launches set it explicitly; silence the knob
+    from vllm_int8.ops.rocm_check import format_table, run_gate
+
+    results = run_gate(tuple(args.arch or ("gfx942", "gfx950")), full=args.full, workers=args.workers)
+    print(format_table(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def sys_argv_of(args: argparse.Namespace) -> list[str]:
+    """The rocm-check command line that gives `args` (to re-run it in a child process)."""
+    argv = ["rocm-check", "--workers", str(args.workers)] + (["--full"] if args.full else [])
+    for arch in args.arch or ():
+        argv += ["--arch", arch]
+    return argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vllm_int8.models.scheme import ACTIVATION_SCHEMES
 
@@ -90,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, default=None, help="override the config's limit")
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
     evaluate.set_defaults(func=cmd_eval)
+
+    rocm = sub.add_parser("rocm-check", help=cmd_rocm_check.__doc__)
+    rocm.add_argument("--arch", action="append", choices=["gfx942", "gfx950"], help="repeatable; default both")
+    rocm.add_argument("--full", action="store_true", help="every flag combination, not one of each")
+    rocm.add_argument("--workers", type=int, default=2, help="parallel compile processes")
+    rocm.set_defaults(func=cmd_rocm_check)
     return parser
 
 

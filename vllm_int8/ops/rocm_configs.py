@@ -32,6 +32,8 @@ def rocm_heuristic_config(m: int, n: int, k: int, arch: str = "gfx942", compute_
         cfg = MMConfig(64, 64, 128, group_m=1, num_warps=4, waves_per_eu=2, **amd)
     elif m <= 512:
         return MMConfig(128, 128, 64, group_m=4, num_warps=8, waves_per_eu=2, **amd)
+    elif arch == "gfx950":  # 256x256x64 spills 8-40 VGPRs on gfx950 (wider MFMA, more AGPRs); this does not
+        return MMConfig(256, 128, 128, group_m=4, num_warps=8, waves_per_eu=2, **amd)
     else:
         return MMConfig(256, 256, 64, group_m=4, num_warps=8, waves_per_eu=2, **amd)
     cus = compute_units or COMPUTE_UNITS.get(arch, 304)
