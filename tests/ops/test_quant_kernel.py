@@ -6,8 +6,9 @@ import torch
 from vllm_int8 import ops
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
-# K = 1, ragged, a power of two, and 9000 > the one-pass limit (two-pass path with a masked tail).
-SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (2, 3, 40)]
+# K = 1, ragged, a power of two, rows packed several to a program (with masked rows: 70 rows of 40
+# at 102 a program), a long one-pass row (9000), and 33000 > the one-pass limit (two-pass, masked tail).
+SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (2, 3, 40), (70, 40), (2, 33000)]
 
 
 def random_activations(shape, dtype, device):

@@ -15,8 +15,9 @@ from vllm_int8.ops.reference import QUOTIENT_CLAMP
 
 # Rows up to this many elements are quantized from registers in one pass over memory; longer
 # rows are read twice (statistics, then quantization), the second read mostly hitting cache.
-MAX_ONE_PASS_BLOCK = 8192
+MAX_ONE_PASS_BLOCK = 32768
 TWO_PASS_BLOCK = 4096
+MIN_PROGRAM_ELEMENTS = 4096
 _CLAMP = tl.constexpr(QUOTIENT_CLAMP)
 
 
@@ -64,37 +65,42 @@ def dynamic_scale_and_azp(hi, lo, SYMMETRIC: tl.constexpr):
     return scale, azp
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])
 def _scaled_int8_quant_kernel(
     x_ptr,
     q_ptr,
     scale_ptr,
     azp_ptr,
+    M,
     K,
     stride_xm,
     STATIC: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     ONE_PASS: tl.constexpr,
+    ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
-    x_row = x_ptr + row * stride_xm
-    q_row = q_ptr + row * K
-    offs = tl.arange(0, BLOCK)
-    if ONE_PASS:
-        mask = offs < K
-        x = tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32)
+    if ONE_PASS:  # ROWS whole rows per program, each read once from memory into registers
+        rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+        offs = tl.arange(0, BLOCK)
+        mask = (rows < M)[:, None] & (offs < K)[None, :]
+        x = tl.load(x_ptr + rows[:, None] * stride_xm + offs[None, :], mask=mask, other=0.0).to(tl.float32)
         if STATIC:
             scale = tl.load(scale_ptr)
             azp = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)
         else:
-            hi, lo = block_stats(x, mask, 0)
+            hi, lo = block_stats(x, mask, 1)
             scale, azp = dynamic_scale_and_azp(hi, lo, SYMMETRIC)
-            tl.store(scale_ptr + row, scale)
+            tl.store(scale_ptr + rows, scale, mask=rows < M)
             if not SYMMETRIC:
-                tl.store(azp_ptr + row, azp.to(tl.int32))
-        tl.store(q_row + offs, quantize_block(x, scale, azp), mask=mask)
-    else:
+                tl.store(azp_ptr + rows, azp.to(tl.int32), mask=rows < M)
+            scale, azp = scale[:, None], azp[:, None]
+        tl.store(q_ptr + rows[:, None] * K + offs[None, :], quantize_block(x, scale, azp), mask=mask)
+    else:  # rows longer than registers hold: statistics first, then quantize (the re-read mostly hits L2)
+        row = tl.program_id(0).to(tl.int64)
+        x_row = x_ptr + row * stride_xm
+        q_row = q_ptr + row * K
+        offs = tl.arange(0, BLOCK)
         if STATIC:
             scale = tl.load(scale_ptr)
             azp = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)
@@ -117,13 +123,18 @@ def _scaled_int8_quant_kernel(
             tl.store(q_row + start + offs, quantize_block(x, scale, azp), mask=mask)
 
 
-def _launch_shape(k: int) -> tuple[bool, int, int]:
-    """(one pass?, block, warps) for rows of k elements."""
+def _launch_shape(k: int) -> tuple[bool, int, int, int]:
+    """(one pass?, rows per program, block, warps) for rows of k elements.
+
+    One pass up to MAX_ONE_PASS_BLOCK elements a row (the K of real models: down_proj K is 14336,
+    18944 or 28672); short rows are packed MIN_PROGRAM_ELEMENTS to a program so that a program
+    moves enough bytes to hide its latency; about 16 elements per thread.
+    """
     block = triton.next_power_of_2(k)
-    one_pass = block <= MAX_ONE_PASS_BLOCK
-    if not one_pass:
-        block = TWO_PASS_BLOCK
-    return one_pass, block, max(1, min(16, block // 256))
+    if block > MAX_ONE_PASS_BLOCK:
+        return False, 1, TWO_PASS_BLOCK, 16
+    rows = max(1, MIN_PROGRAM_ELEMENTS // block)
+    return True, rows, block, max(1, min(16, rows * block // 512))
 
 
 def launch_scaled_int8_quant(
@@ -153,8 +164,8 @@ def quant_launch_arguments(rows, q, scale, azp, static: bool, symmetric: bool):
     """(grid, positional arguments, constexprs and options) of one quant launch over rows [M, K]
     (the launcher runs exactly this; the ROCm compile gate calls it with meta tensors)."""
     m, k = rows.shape
-    one_pass, block, warps = _launch_shape(k)
-    args = (rows, q, scale, scale if azp is None else azp, k, rows.stride(0))  # azp is never read when symmetric
-    constexprs = {"STATIC": static, "SYMMETRIC": symmetric, "ONE_PASS": one_pass, "BLOCK": block,
-                  "num_warps": warps, "enable_fp_fusion": False}  # fmt: skip  # every step rounds like the reference
-    return (m,), args, constexprs
+    one_pass, rows_per_program, block, warps = _launch_shape(k)
+    args = (rows, q, scale, scale if azp is None else azp, m, k, rows.stride(0))  # azp unread when symmetric
+    constexprs = {"STATIC": static, "SYMMETRIC": symmetric, "ONE_PASS": one_pass, "ROWS": rows_per_program,
+                  "BLOCK": block, "num_warps": warps, "enable_fp_fusion": False}  # fmt: skip
+    return (triton.cdiv(m, rows_per_program),), args, constexprs

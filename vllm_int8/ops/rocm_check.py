@@ -111,7 +111,7 @@ def _quant_variant(static: bool, symmetric: bool, k: int, dtype) -> Variant:
 
     name = (
         f"quant {'static' if static else 'dynamic'} {'sym' if symmetric else 'asym'} K={k} "
-        f"({'one pass' if k <= 8192 else 'long rows'}) {str(dtype).replace('torch.', '')}"
+        f"({'two passes' if k > qk.MAX_ONE_PASS_BLOCK else 'one pass'}) {str(dtype).replace('torch.', '')}"
     )
     return Variant("quant", name, build)
 
@@ -146,7 +146,7 @@ def variants(arch: str, full: bool = False) -> Iterator[Variant]:
             yield _gemm_variant(label, cfg, "static_azp", A_QUANT_STATIC, "even", torch.bfloat16)
     for static in (False, True):
         for symmetric in (True, False):
-            for k in (4096, 14336):
+            for k in (576, 4096, 14336, 28672, 40000):  # packed rows, one pass, long one pass, two passes
                 yield _quant_variant(static, symmetric, k, torch.bfloat16)
 
 
