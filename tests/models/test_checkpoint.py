@@ -59,7 +59,8 @@ def test_round_trip_is_bit_exact_and_matches_float64(scheme, tmp_path):
     raw = json.loads((saved / "config.json").read_text())["quantization_config"]
     assert parse_quantization_config(raw).config_groups["group_0"].input_activations.dynamic == scheme.startswith("dyn")
     loaded, layers = load_quantized_model(saved)
-    assert len(layers) == 2 * 7 and all(isinstance(m, Int8Linear) for m in layers.values())
+    assert len(layers) == 2 * 4 and all(isinstance(m, Int8Linear) for m in layers.values())  # qkv, o, gate_up, down
+    assert sum(len(m.shard_names) for m in layers.values()) == 2 * 7  # every checkpoint linear is int8
     assert "lm_head" not in layers  # ignored
 
     in_memory = copy.deepcopy(float_model)
@@ -93,3 +94,39 @@ def test_static_asymmetric_tensors_have_compressed_tensors_dtypes():
     assert tensors[f"{name}.weight_scale"].shape == (64, 1)
     assert tensors[f"{name}.input_scale"].shape == (1,) and tensors[f"{name}.input_scale"].item() > 0
     assert tensors[f"{name}.input_zero_point"].dtype == torch.int8
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fused_projections_equal_separate_ones_bit_for_bit(scheme, tmp_path):
+    """q/k/v and gate/up fused into one layer each (one quant, one GEMM) give the unfused logits exactly."""
+    from vllm_int8.models import load_quantized_state, replace_linear_layers
+
+    float_model = tiny_llama()
+    config, tensors = quantize_model(float_model, scheme, token_batches())
+    fused, separate = copy.deepcopy(float_model), copy.deepcopy(float_model)
+    fused_layers = replace_linear_layers(fused, config)
+    load_quantized_state(fused, fused_layers, tensors)
+    separate_layers = replace_linear_layers(separate, config, fuse=False)
+    load_quantized_state(separate, separate_layers, tensors)
+    assert len(fused_layers) == 8 and len(separate_layers) == 14
+    assert fused_layers["model.layers.0.self_attn.qkv_proj"].logical_widths == [64, 32, 32]
+    ids = token_batches(1, 20, seed=3)[0]
+    with torch.no_grad():
+        assert torch.equal(fused(input_ids=ids).logits, separate(input_ids=ids).logits)
+
+
+def test_a_fused_slice_follows_its_input():
+    """Siblings called on different inputs, or twice, or after an in-place change, still get their own answer."""
+    from vllm_int8.models import quantize_in_place
+
+    model = tiny_llama()
+    quantize_in_place(model, "dynamic-asym")
+    attn = model.model.layers[0].self_attn
+    x, y = torch.randn(3, 64), torch.randn(3, 64)
+    with torch.no_grad():
+        full_x, full_y = attn.qkv_proj(x), attn.qkv_proj(y)
+        assert torch.equal(attn.q_proj(x), full_x[:, :64])
+        assert torch.equal(attn.k_proj(y), full_y[:, 64:96])  # another input: recomputed
+        assert torch.equal(attn.q_proj(x), full_x[:, :64])  # asked twice
+        x.mul_(2)
+        assert torch.equal(attn.v_proj(x), attn.qkv_proj(x)[:, 96:])  # changed in place
