@@ -99,7 +99,7 @@ def test_targets_by_name_select_only_those_layers():
 
 def test_a_group_only_partly_targeted_is_not_fused():
     raw = copy.deepcopy(W8A8)
-    raw["config_groups"]["group_0"]["targets"] = ["re:.*self_attn\.(q|k)_proj$"]
+    raw["config_groups"]["group_0"]["targets"] = [r"re:.*self_attn\.(q|k)_proj$"]
     layers = replace_linear_layers(tiny_llama(), parse_quantization_config(raw))
     assert sorted({name.rsplit(".", 1)[1] for name in layers}) == ["k_proj", "q_proj"]
     assert isinstance(tiny_llama().model.layers[0].mlp.up_proj, torch.nn.Linear)

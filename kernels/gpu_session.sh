@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One device call: environment, the GPU test suite, the split-K stress test, the host profile.
+# Usage (on the GPU machine, repo root): bash kernels/gpu_session.sh [tests|stress|host|layer|tune|all]...
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TRITON_DEFAULT_FP_FUSION=0
+pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH=$PWD
+for step in "${@:-all}"; do
+  case $step in
+    env)
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+      python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+      for m in xdist lm_eval compressed_tensors gguf transformers; do
+        python -c "import $m" 2>/dev/null && echo "have $m" || echo "no $m"; done ;;
+    tests)
+      n=""; python -c "import xdist" 2>/dev/null && n="-n 12"
+      python -m pytest -q -x $n -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -25 ;;
+    stress) python kernels/stress_split_k.py --steps 300 2>&1 | tee "$OUT/stress_split_k.log" | tail -40 ;;
+    host) python kernels/profile_host.py --calls 2000 2>&1 | tee "$OUT/host_profile.log" | head -60 ;;
+    layer) python kernels/benchmark_layer.py 2>&1 | tee "$OUT/benchmark_layer.log" | tail -40
+           cp kernels/results/summary.json kernels/results/layer_*.json "$OUT/" ;;
+    tune) python kernels/tune_int8_scaled_mm.py --models Llama-3-8B,Llama-3-70B --buckets 1,16,32,64 2>&1 \
+            | tee "$OUT/tune_decode.log" | tail -40
+          cp vllm_int8/ops/tuned/*.json "$OUT/" ;;
+  esac
+done
