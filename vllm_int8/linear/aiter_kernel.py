@@ -87,13 +87,14 @@ class AiterInt8ScaledMMLinearKernel(Int8ScaledMMLinearKernel):
             self._x_scale_buffers.append(input_scale.reshape(1, 1).expand(rows, 1).contiguous())
         return self._x_scale_buffers[-1][:m]
 
-    def _apply(self, x, w_q, w_s, i_s, i_zp, azp_adj, bias) -> torch.Tensor:
+    def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if x.dtype not in AITER_OUT_DTYPES:  # CK has no fp32 output: the Triton GEMM answers instead
-            return super()._apply(x, w_q, w_s, i_s, i_zp, azp_adj, bias)
+            return super()._apply(x, bias)
         import aiter
 
         from vllm_int8.ops.dispatch import launch_scaled_int8_quant
 
+        w_q, i_s = self._bound.weight, self._bound.input_scale
         x_q, x_s, _ = launch_scaled_int8_quant(x, i_s, None, True)
         if i_s is not None:
             x_s = self._static_x_scale(i_s, x.shape[0])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vllm_int8.ops.quant_mm import quant_scaled_mm_impl
+from vllm_int8.ops.bound_mm import BoundQuantScaledMM
 from vllm_int8.ops.reference import divide
 from vllm_int8.ops.validation import FLOAT_DTYPES, check_quant_args, check_weight_args
 from vllm_int8.platform import Platform
@@ -66,6 +66,7 @@ class ScaledMMLinearKernel(ABC):
             raise ValueError(f"{type(self).__name__} cannot implement {config}: {reason}")
         self.config = config
         self.w_q_name, self.w_s_name, self.i_s_name, self.i_zp_name, self.azp_adj_name = layer_param_names
+        self._bound: BoundQuantScaledMM | None = None  # made by process_weights_after_loading
 
     @abstractmethod
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None: ...
@@ -179,6 +180,9 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
                 azp_adj = azp_adj * getattr(layer, self.i_zp_name)  # folded: the kernel gets azp=None
             replace_parameter(layer, self.azp_adj_name, azp_adj)
         self._validate_processed(layer)
+        w_q, w_s, i_s, i_zp, azp_adj = self._get_weight_params(layer)
+        # The tensors themselves are held (in-place updates show), flattened once for the kernels.
+        self._bound = BoundQuantScaledMM(w_q, w_s.reshape(-1), azp_adj, i_s, i_zp, azp_adj is None, self.ops_backend)
         setattr(layer, _PROCESSED_FLAG, True)
 
     def _validate_processed(self, layer: torch.nn.Module) -> None:
@@ -190,20 +194,25 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         check_weight_args(1, w_q.shape[0], w_q.device, w_q, w_s, torch.float32, None, azp_adj, not symmetric)
 
     def apply_weights(self, layer: torch.nn.Module, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        w_q, w_s, i_s, i_zp, azp_adj = self._get_weight_params(layer)
+        bound = self._bound
+        if bound is None:
+            raise RuntimeError("apply_weights before process_weights_after_loading: call that once after loading")
         # The weight side was validated once in process_weights_after_loading; per call only what
         # the activation (and a caller-chosen bias) can get wrong is checked.
-        check_activation(x, w_q, bias)
+        check_activation(x, bound.weight, bias)
         x_2d = x.reshape(-1, x.shape[-1])
-        out = self._apply(x_2d, w_q, w_s, i_s, i_zp, azp_adj, bias)
+        if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: the bound fast path
+            out = self._apply(x_2d, bias)
+        else:  # tracing (torch.compile, fake tensors): the registered op and its fake
+            out = torch.ops.vllm_int8.quant_scaled_mm(
+                x_2d, bound.weight, bound.scale_b, x.dtype, bias, bound.azp_adj, bound.input_scale,
+                bound.input_zero_point, bound.symmetric, self.ops_backend,
+            )  # fmt: skip
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
-    def _apply(self, x, w_q, w_s, i_s, i_zp, azp_adj, bias) -> torch.Tensor:
-        """Quantize x [M, K] and run the GEMM: one op (one or two kernel launches, see quant_mm)."""
-        args = (x, w_q, w_s, x.dtype, bias, azp_adj, i_s, i_zp, azp_adj is None, self.ops_backend)
-        if type(x) is torch.Tensor and not torch.compiler.is_compiling():
-            return quant_scaled_mm_impl(*args)  # eager: skip the dispatcher, the arguments are checked
-        return torch.ops.vllm_int8.quant_scaled_mm(*args)
+    def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Quantize x [M, K] and run the GEMM (one or two kernel launches, see quant_mm and bound_mm)."""
+        return self._bound(x, x.dtype, bias)
 
 
 def check_activation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:

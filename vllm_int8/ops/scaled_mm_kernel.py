@@ -316,8 +316,8 @@ def launch_quant_scaled_mm(
     Static: `input_scale` (and `input_zero_point` when asymmetric; then `azp_adj` is already
     folded with it, as the layer stores it).
     """
-    if input_scale is None:
-        mode, scale_a, azp = A_QUANT_DYNAMIC, weight, None  # scale_a/azp pointers unused: computed
+    if input_scale is None:  # scale_a and azp are computed in the kernel: pass any small tensor
+        mode, scale_a, azp = A_QUANT_DYNAMIC, scale_b, None
         has_azp = not symmetric
     else:
         mode, scale_a, azp, has_azp = A_QUANT_STATIC, input_scale, input_zero_point, False

@@ -1,0 +1,67 @@
+"""The bound apply (cached launch plans replaying compiled kernels) equals the ordinary launch exactly."""
+
+import pytest
+import torch
+
+from tests.ops.test_quant_mm import SCHEMES, layer_problem
+from vllm_int8.ops.bound_mm import BoundQuantScaledMM
+from vllm_int8.ops.quant_mm import quant_scaled_mm_impl
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="plans replay compiled GPU kernels")
+
+
+def bound_for(p, backend="auto"):
+    return BoundQuantScaledMM(p["weight"], p["scale_b"].reshape(-1), p["azp_adj"], p["input_scale"],
+                              p["input_zero_point"], p["symmetric"], backend)  # fmt: skip
+
+
+def ordinary(p, x, bias, out_dtype):
+    return quant_scaled_mm_impl(x, p["weight"], p["scale_b"], out_dtype, bias, p["azp_adj"], p["input_scale"],
+                                p["input_zero_point"], p["symmetric"], "auto")  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_bound_equals_ordinary_on_every_device(scheme, device):
+    p = layer_problem(scheme, 1, 96, 64, torch.float32, True, True, device)
+    bound = bound_for(p)
+    for m in (1, 2, 1, 40):
+        x = torch.randn(m, 96, device=device)
+        assert torch.equal(bound(x, torch.float32, p["bias"]), ordinary(p, x, p["bias"], torch.float32))
+
+
+@needs_cuda
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_plans_replay_exactly_and_follow_layout_changes(scheme):
+    p = layer_problem(scheme, 1, 4096, 1024, torch.bfloat16, True, True, "cuda")
+    bound = bound_for(p)
+    wide = torch.randn(4, 4096 * 2 + 8, device="cuda", dtype=torch.bfloat16)
+    inputs = [
+        torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16),
+        torch.randn(2, 4096, device="cuda", dtype=torch.bfloat16),
+        wide[:1, 1:4097],  # misaligned by 2 bytes
+        wide[:2, ::2][:, :4096],  # strided columns
+        torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16),
+    ]
+    for _ in range(3):
+        for x in inputs:
+            for bias in (p["bias"], None):
+                got = bound(x, torch.bfloat16, bias)
+                assert torch.equal(got, ordinary(p, x, bias, torch.bfloat16))
+    assert bound._fast and len(bound._plans) >= 4  # the fast path really ran
+
+
+@needs_cuda
+def test_plans_under_graph_capture():
+    p = layer_problem("dynamic_asym", 1, 14336, 4096, torch.bfloat16, False, True, "cuda")
+    bound = bound_for(p)
+    x = torch.randn(1, 14336, device="cuda", dtype=torch.bfloat16)
+    expected = ordinary(p, x, None, torch.bfloat16)
+    bound(x, torch.bfloat16, None)  # a plan exists before capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = bound(x, torch.bfloat16, None)
+    for _ in range(3):
+        out.zero_()
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, expected)
