@@ -15,16 +15,9 @@ from compressed_tensors.quantization import QuantizationArgs, QuantizationConfig
 from compressed_tensors.utils import is_match
 
 from vllm_int8.linear import Int8ScaledMMLinearLayerConfig
+from vllm_int8.linear.schemes import ACTIVATION_SCHEMES
 
 # The four activation schemes a user picks by name (weights: int8, per channel, symmetric).
-ACTIVATION_SCHEMES: dict[str, Int8ScaledMMLinearLayerConfig] = {
-    "dynamic-sym": Int8ScaledMMLinearLayerConfig(
-        is_static_input_scheme=False, is_channelwise=True, input_symmetric=True
-    ),
-    "dynamic-asym": Int8ScaledMMLinearLayerConfig(False, True, False),
-    "static-sym": Int8ScaledMMLinearLayerConfig(True, True, True),
-    "static-asym": Int8ScaledMMLinearLayerConfig(True, True, False),
-}
 SUPPORTED_FORMATS = ("int-quantized", "naive-quantized")
 
 

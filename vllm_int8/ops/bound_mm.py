@@ -43,9 +43,10 @@ class _Plan:
         if self.split_k > 1:
             args[8] = torch.empty(self.workspace_elems, dtype=torch.int32, device=x.device)
             args[9] = arrival_counters(x.device, self.tiles)
-        kernel = self.kernel
-        kernel.run(*self.grid, 1, self.stream_of(x.device.index), kernel.function, kernel.packed_metadata, None, None,
-                   None, *args)  # fmt: skip
+        kernel, stream, runtime = self.kernel, self.stream_of(x.device.index), _knobs.runtime
+        enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook  # as JITFunction.run passes them
+        metadata = None if enter is None else kernel.launch_metadata((*self.grid, 1), stream, *args)
+        kernel.run(*self.grid, 1, stream, kernel.function, kernel.packed_metadata, metadata, enter, leave, *args)
         args[0] = args[2] = args[8] = args[9] = None  # hold no activation between calls
         return out
 
@@ -63,25 +64,31 @@ class BoundQuantScaledMM:
         )
         self._plans: collections.OrderedDict = collections.OrderedDict()
         self._fast = None  # decided on the first call (needs a GPU tensor to know)
+        self.slow_reason = ""  # why plans are not used, when they are not
 
     def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
         if self._fast is None:
-            self._fast = _fast_launch_available(x)
+            self._fast, self.slow_reason = _fast_launch_available(x)
         if self._fast:
             key = (x.shape[0], x.dtype, out_dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(bias))
             plan = self._plans.get(key)
             if plan is not None:
-                return plan(x)
+                try:
+                    return plan(x)
+                except (TypeError, AttributeError) as e:  # this Triton's launcher takes other arguments
+                    self._fast, self.slow_reason, self._plans = False, f"replay failed: {e!r}", {}
             made = self._make_plan(x, out_dtype, bias)
             if made is not None:
-                self._plans[key], out = made
-                if len(self._plans) > MAX_PLANS:
-                    self._plans.popitem(last=False)
+                plan, out = made
+                if plan is not None:
+                    self._plans[key] = plan
+                    if len(self._plans) > MAX_PLANS:
+                        self._plans.popitem(last=False)
                 return out
         return quant_scaled_mm_impl(x, self.weight, self.scale_b, out_dtype, bias, self.azp_adj, self.input_scale,
                                     self.input_zero_point, self.symmetric, self.backend)  # fmt: skip
 
-    def _make_plan(self, x, out_dtype, bias) -> tuple[_Plan, torch.Tensor] | None:
+    def _make_plan(self, x, out_dtype, bias) -> tuple[_Plan | None, torch.Tensor] | None:
         """Launch once the ordinary way, keeping the compiled kernel: (plan, this call's output).
         None where no plan applies (two launches: the separate quant kernel path, whose host cost
         hides under its GPU time), and nothing was launched then."""
@@ -103,8 +110,9 @@ class BoundQuantScaledMM:
         kernel = mm._scaled_mm_kernel[grid](*args, **constexprs)
         names = mm._scaled_mm_kernel.arg_names
         full = list(args) + [constexprs[name] for name in names[len(args) :]]
-        if kernel is None or len(full) != len(names):
-            return None
+        if not hasattr(kernel, "run") or len(full) != len(names):  # not a CompiledKernel: launched, no plan
+            self._fast, self.slow_reason = False, f"the launch returned {type(kernel).__name__}, not a compiled kernel"
+            return None, out
         from triton.runtime import driver
 
         plan = _Plan(kernel, (grid[0], grid[1]), full, n, out_dtype, cfg, driver.active.get_current_stream)
@@ -112,15 +120,24 @@ class BoundQuantScaledMM:
         return plan, out
 
 
-def _fast_launch_available(x: torch.Tensor) -> bool:
-    """Replaying compiled kernels needs a real (not interpreted) GPU launch and no launch hooks."""
+def _fast_launch_available(x: torch.Tensor) -> tuple[bool, str]:
+    """(whether compiled kernels can be replayed here, why not): a real GPU launch, not the
+    interpreter, and a Triton whose runtime knobs carry the launch hooks JITFunction.run passes."""
     import os
 
-    if x.device.type != "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
-        return False
+    global _knobs
+    if x.device.type != "cuda":
+        return False, f"{x.device.type} tensor"
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return False, "TRITON_INTERPRET=1"
     try:
         from triton import knobs
 
-        return knobs.runtime.launch_enter_hook is None and knobs.runtime.launch_exit_hook is None
-    except (ImportError, AttributeError):
-        return False
+        knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook  # noqa: B018 - present in this Triton?
+    except (ImportError, AttributeError) as e:
+        return False, f"this Triton has no runtime launch hooks: {e}"
+    _knobs = knobs
+    return True, ""
+
+
+_knobs = None  # triton.knobs, once a fast launch is known to be available
