@@ -6,6 +6,10 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TRITON_DEFAULT_FP_FUSION=0
 export PYTHONPATH=$PWD
+if ls .whl/*.whl >/dev/null 2>&1; then  # wheels carried for what the image lacks (compressed-tensors)
+  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=$PWD:/tmp/site
+fi
 for step in "${@:-all}"; do
   case $step in
     env)
@@ -17,7 +21,7 @@ for step in "${@:-all}"; do
       n=""; python -c "import xdist" 2>/dev/null && n="-n 12"
       python -m pytest -q -x $n -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -25 ;;
     quick-tests) python -m pytest -q -p no:cacheprovider -n 4 tests/ops/test_bound_mm.py tests/ops/test_rocm_check.py \
-                   tests/linear 2>&1 | tee "$OUT/gpu_quick_tests.log" | tail -8 ;;
+                   tests/linear tests/models 2>&1 | tee "$OUT/gpu_quick_tests.log" | tail -8 ;;
     stress) python kernels/stress_split_k.py --steps 300 2>&1 | tee "$OUT/stress_split_k.log" | tail -40 ;;
     host) python kernels/profile_host.py --calls 2000 2>&1 | tee "$OUT/host_profile.log" | head -60 ;;
     layer) python kernels/benchmark_layer.py 2>&1 | tee "$OUT/benchmark_layer.log" | tail -40

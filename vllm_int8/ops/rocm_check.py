@@ -63,10 +63,12 @@ def _meta(*shape, dtype) -> torch.Tensor:
 K_FORMS = {"even": 4096, "fitted": 4096 + 64, "masked": 4096 + 40}
 
 
-def _gemm_variant(label: str, cfg: MMConfig, flavour: str, a_mode: int, k_form: str, out_dtype) -> Variant:
+def _gemm_variant(
+    label: str, cfg: MMConfig, flavour: str, a_mode: int, k_form: str, out_dtype, m: int | None = None
+) -> Variant:
     from vllm_int8.ops import scaled_mm_kernel as mm
 
-    m = _M_FOR_LABEL[label.split()[0]]
+    m = m or _M_FOR_LABEL[label.split()[0]]
     n, k = 4096, K_FORMS[k_form]
     asym = flavour in ("asym", "static_azp")
     per_row = flavour == "asym"  # per-token scales with per-token azp; per-tensor otherwise
@@ -93,7 +95,7 @@ def _gemm_variant(label: str, cfg: MMConfig, flavour: str, a_mode: int, k_form: 
     name = (
         f"gemm {label} {cfg.block_m}x{cfg.block_n}x{cfg.block_k} w{cfg.num_warps} s{cfg.num_stages} | {flavour}"
         f"{' +bias' if flavour != 'sym' else ''} {'per-row/col' if per_row else 'per-tensor'} scales, "
-        f"{k_form} K={k}, {mode}, {str(out_dtype).replace('torch.', '')}"
+        f"{k_form} K={k}, {mode}{' M=1' if m == 1 else ''}, {str(out_dtype).replace('torch.', '')}"
     )
     return Variant("gemm", name, build)
 
@@ -143,6 +145,7 @@ def variants(arch: str, full: bool = False) -> Iterator[Variant]:
         if decode:
             yield _gemm_variant(label, cfg, "asym", A_QUANT_DYNAMIC, "masked", torch.bfloat16)
             yield _gemm_variant(label, cfg, "asym", A_QUANT_DYNAMIC, "even", torch.bfloat16)
+            yield _gemm_variant(label, cfg, "asym", A_QUANT_DYNAMIC, "even", torch.bfloat16, m=1)
             yield _gemm_variant(label, cfg, "static_azp", A_QUANT_STATIC, "even", torch.bfloat16)
     for static in (False, True):
         for symmetric in (True, False):
@@ -168,7 +171,10 @@ def compile_variant(variant: Variant, arch: str):
     target = GPUTarget("hip", arch, 64)
     backend = HIPBackend(target)
     binder = create_function_from_signature(fn.signature, fn.params, backend)
-    kwargs = {"debug": False, "instrumentation_mode": "", "fpsan_homomorphic_casts": False, **constexprs}
+    # The options JITFunction.run adds itself, where this Triton's HIP backend knows them.
+    added = {"debug": False, "instrumentation_mode": "", "fpsan_homomorphic_casts": False}
+    fields = getattr(backend.parse_options({}), "__dataclass_fields__", added)
+    kwargs = {**{k: v for k, v in added.items() if k in fields}, **constexprs}
     bound, specialization, options = binder(*args, **kwargs)
     options, signature, consts, attrs = fn._pack_args(backend, kwargs, bound, specialization, options)
     return triton.compile(ASTSource(fn, signature, consts, attrs), target=target, options=options.__dict__)

@@ -76,13 +76,12 @@ def _epilogue(
 
 
 @triton.jit
-def _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
-                       SYMMETRIC: tl.constexpr):  # fmt: skip
-    """Per-row dynamic scale and azp over all of K, with the quant kernel's own helpers (so the
-    values are the quant kernel's bit for bit: max/min are exact in any order)."""
+def _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_K: tl.constexpr, SYMMETRIC: tl.constexpr):
+    """Per-row dynamic scale and azp of rows `offs_m` over all of K, with the quant kernel's own
+    helpers (so the values are the quant kernel's bit for bit: max/min are exact in any order)."""
     rows = offs_m < M
-    hi = tl.full((BLOCK_M,), float("-inf"), tl.float32)
-    lo = tl.full((BLOCK_M,), float("inf"), tl.float32)
+    hi = tl.where(rows, float("-inf"), 0.0)
+    lo = tl.where(rows, float("inf"), 0.0)
     for start in range(0, K, BLOCK_K):
         offs_k = start + tl.arange(0, BLOCK_K)
         mask = rows[:, None] & (offs_k < K)[None, :]
@@ -129,6 +128,7 @@ def _scaled_mm_kernel(
     SPLIT_K: tl.constexpr,
     A_MODE: tl.constexpr = 0,  # A_INT8 / A_QUANT_STATIC / A_QUANT_DYNAMIC
     SYMMETRIC: tl.constexpr = True,  # quantizing A: without a zero point
+    A_ROWS: tl.constexpr = 0,  # quantizing A: rows to quantize per tile, 1 when M == 1 (else BLOCK_M)
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
     pid = tl.program_id(0)
@@ -155,12 +155,15 @@ def _scaled_mm_kernel(
     offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = k_first * BLOCK_K + tl.arange(0, BLOCK_K)
     # Out-of-range rows/columns re-read valid ones (no load masks); their results are not stored.
-    a_ptrs = a_ptr + (offs_m % M)[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
+    a_rows = offs_m % M
+    if A_ROWS == 1:  # M == 1: quantize the one row once and broadcast it, not BLOCK_M copies of it
+        a_rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, 1)
+    a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
     b_ptrs = b_ptr + offs_k[:, None].to(tl.int64) * stride_bk + (offs_n % N)[None, :] * stride_bn
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
-        scale_a, azp_f = _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_M, BLOCK_K, SYMMETRIC)
+        scale_a, azp_f = _row_scale_and_azp(a_ptr, a_rows, M, K, stride_am, stride_ak, BLOCK_K, SYMMETRIC)
     elif A_MODE == 1:
         scale_a = tl.load(scale_a_ptr)
         azp_f = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)  # the static azp (folded in azp_adj)
@@ -176,6 +179,8 @@ def _scaled_mm_kernel(
             b = tl.load(b_ptrs, mask=tl.arange(0, BLOCK_K)[:, None] < k_left, other=0)
         if A_MODE != 0:  # masked K lanes quantize to azp, but meet b == 0 there
             a = quantize_block(a.to(tl.float32), scale_a, azp_f)
+            if A_ROWS == 1:
+                a = tl.broadcast_to(a, (BLOCK_M, BLOCK_K))
         acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
@@ -272,6 +277,7 @@ def kernel_constexprs(
         "SPLIT_K": cfg.split_k,
         "A_MODE": a_mode,
         "SYMMETRIC": symmetric,
+        "A_ROWS": 0 if a_mode == A_INT8 else (1 if m == 1 else cfg.block_m),
         **cfg.compile_options(),
     }
     return (tiles, cfg.split_k), constexprs
