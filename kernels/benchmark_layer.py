@@ -129,29 +129,19 @@ def quant_rows() -> list[dict]:
     from vllm_int8 import ops
 
     copy_gbs = copy_bandwidth_gbs()
-    from vllm_int8.ops import quant_kernel
+    from vllm_int8.ops.quant_kernel import _launch_shape
 
-    shipped_limit = quant_kernel.MAX_ONE_PASS_BLOCK
     rows = []
     for k in (4096, 14336, 28672):
         for m in (1, 16, 4096, 16384):
             xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(input_sets(3 * m * k))]
-            # Rows over 8192 elements: the shipped one-pass path against the two-pass one, same run.
-            for limit in sorted({shipped_limit, 8192} if k > 8192 else {shipped_limit}, reverse=True):
-                quant_kernel.MAX_ONE_PASS_BLOCK = limit
-                ms = graph_time_ms([lambda x=x: ops.scaled_int8_quant(x, symmetric=False) for x in xs])
-                gbs = (3 * m * k + 8 * m) / ms / 1e6
-                path = "one pass" if triton_next_pow2(k) <= limit else "two passes"
-                row = {"M": m, "K": k, "path": path, "us": ms * 1e3, "gbs": gbs, "of_copy": gbs / copy_gbs}
-                rows.append(row | {"shipped": limit == shipped_limit})
-                print(f"quant asym M={m:<6} K={k:<6} {path:<10} {ms * 1e3:7.2f} us {gbs:6.0f} GB/s "
-                      f"= {gbs / copy_gbs:.0%} of copy")  # fmt: skip
-    quant_kernel.MAX_ONE_PASS_BLOCK = shipped_limit
+            ms = graph_time_ms([lambda x=x: ops.scaled_int8_quant(x, symmetric=False) for x in xs])
+            gbs = (3 * m * k + 8 * m) / ms / 1e6
+            path = "one pass" if _launch_shape(k, m)[0] else "two passes"
+            rows.append({"M": m, "K": k, "path": path, "us": ms * 1e3, "gbs": gbs, "of_copy": gbs / copy_gbs})
+            print(f"quant asym M={m:<6} K={k:<6} {path:<10} {ms * 1e3:7.2f} us {gbs:6.0f} GB/s "
+                  f"= {gbs / copy_gbs:.0%} of copy")  # fmt: skip
     return rows
-
-
-def triton_next_pow2(k: int) -> int:
-    return 1 << (k - 1).bit_length()
 
 
 def llama_8b_config(layers: int):
@@ -238,8 +228,8 @@ def main() -> None:
         "bf16_host_us_per_call": host["bf16 F.linear"],
     }
     quant = quant_rows()
-    figures["quant_pct_of_copy_bw"] = 100 * min(q["of_copy"] for q in quant if q["M"] >= 4096 and q["shipped"])
-    figures["quant_us_small_m"] = max(q["us"] for q in quant if q["M"] <= 16 and q["shipped"])
+    figures["quant_pct_of_copy_bw"] = 100 * min(q["of_copy"] for q in quant if q["M"] >= 4096)
+    figures["quant_us_small_m"] = max(q["us"] for q in quant if q["M"] <= 16)
     slowest = min((r["bf16_us"] / r["asym_us"], r["layer"], r["M"]) for r in rows if r["model"] == "Llama-3-8B")
     figures["layer_slowest_linear_vs_bf16"] = {"speedup": slowest[0], "layer": slowest[1], "M": slowest[2]}
     model = {}

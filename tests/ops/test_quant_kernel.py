@@ -7,8 +7,9 @@ from vllm_int8 import ops
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 # K = 1, ragged, a power of two, rows packed several to a program (with masked rows: 70 rows of 40
-# at 102 a program), a long one-pass row (9000), and 33000 > the one-pass limit (two-pass, masked tail).
-SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (2, 3, 40), (70, 40), (2, 33000)]
+# at 102 a program), a long one-pass row (9000), 33000 > the one-pass limit (two-pass, masked tail), and
+# long rows in a large batch (two-pass by choice).
+SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (2, 3, 40), (70, 40), (2, 33000), (257, 8200)]
 
 
 def random_activations(shape, dtype, device):

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+import triton
 
 from vllm_int8.ops.rocm_check import barrier_before_arrival, check_variant
 from vllm_int8.ops.rocm_configs import rocm_heuristic_config
@@ -36,8 +37,11 @@ def test_the_gate_passes_for_both_archs():
         assert needle in out
 
 
+@pytest.mark.skipif(
+    tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 9), reason="the spill was seen with Triton 3.9"
+)
 def test_the_gate_catches_a_spilling_config():
-    """256x256x64 spills on gfx950 (why its heuristic takes 256x128x128): the gate must say so."""
+    """256x256x64 spills on gfx950 with Triton 3.9 (why its heuristic takes 256x128x128): the gate must say so."""
     script = (
         "import torch; from vllm_int8.ops.mm_configs import MMConfig; "
         "from vllm_int8.ops.rocm_check import _gemm_variant, check_variant; "

@@ -200,7 +200,7 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         # The weight side was validated once in process_weights_after_loading; per call only what
         # the activation (and a caller-chosen bias) can get wrong is checked.
         check_activation(x, bound.weight, bias)
-        x_2d = x.reshape(-1, x.shape[-1])
+        x_2d = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
         if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: the bound fast path
             out = self._apply(x_2d, bias)
         else:  # tracing (torch.compile, fake tensors): the registered op and its fake
@@ -208,7 +208,7 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
                 x_2d, bound.weight, bound.scale_b, x.dtype, bias, bound.azp_adj, bound.input_scale,
                 bound.input_zero_point, bound.symmetric, self.ops_backend,
             )  # fmt: skip
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+        return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
 
     def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Quantize x [M, K] and run the GEMM (one or two kernel launches, see quant_mm and bound_mm)."""

@@ -113,7 +113,7 @@ def _quant_variant(static: bool, symmetric: bool, k: int, dtype) -> Variant:
 
     name = (
         f"quant {'static' if static else 'dynamic'} {'sym' if symmetric else 'asym'} K={k} "
-        f"({'two passes' if k > qk.MAX_ONE_PASS_BLOCK else 'one pass'}) {str(dtype).replace('torch.', '')}"
+        f"({'one pass' if qk._launch_shape(k, 64)[0] else 'two passes'}) {str(dtype).replace('torch.', '')}"
     )
     return Variant("quant", name, build)
 

@@ -163,7 +163,9 @@ def _scaled_mm_kernel(
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
-        scale_a, azp_f = _row_scale_and_azp(a_ptr, a_rows, M, K, stride_am, stride_ak, BLOCK_K, SYMMETRIC)
+        # Wide statistics loads: each one is a dependent round trip, and the main loop waits on them.
+        STATS_K: tl.constexpr = max(BLOCK_K, 8192 // (1 if A_ROWS == 1 else BLOCK_M))
+        scale_a, azp_f = _row_scale_and_azp(a_ptr, a_rows, M, K, stride_am, stride_ak, STATS_K, SYMMETRIC)
     elif A_MODE == 1:
         scale_a = tl.load(scale_a_ptr)
         azp_f = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)  # the static azp (folded in azp_adj)
