@@ -94,6 +94,6 @@ def test_public_op_refuses_bad_arguments(device):
         ops.quant_scaled_mm(**{**p, "x": p["x"].reshape(1, 2, 32)})
 
 
-def test_one_launch_only_while_rereads_stay_small():
-    assert fused_fits(1, 2, 32, 1) and fused_fits(4, 2, 64, 1)
-    assert not fused_fits(16, 2, 32, 1) and not fused_fits(2, 2, 32, 4)
+def test_one_launch_only_for_one_token_while_rereads_stay_small():
+    assert fused_fits(1, 2, 32, 1) and fused_fits(1, 2, 64, 4)
+    assert not fused_fits(2, 2, 64, 1) and not fused_fits(16, 2, 32, 1) and not fused_fits(1, 4, 32, 4)

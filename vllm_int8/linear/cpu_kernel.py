@@ -1,4 +1,4 @@
-"""The CPU kernel: the pure-torch reference ops (`torch._int_mm` for the int8 GEMM)."""
+"""The CPU kernel: the pure-torch reference ops (an exact int8 GEMM in chunked float arithmetic)."""
 
 from __future__ import annotations
 

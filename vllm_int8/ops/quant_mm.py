@@ -3,8 +3,8 @@
 One custom op instead of two halves the dispatcher crossings of an eager call, and lets the
 Triton backend choose per call between two launches (the quant kernel, then the GEMM) and one
 (the GEMM quantizing its own rows: `launch_quant_scaled_mm`). The one-launch path re-reads each
-activation row in every program, so it is taken only while those re-reads stay small next to the
-weight it streams (`FUSED_REREAD_LIMIT`): decode batches of a few tokens.
+activation row in every program, so it is taken only for one-token decode and while those
+re-reads stay small next to the weight it streams (`FUSED_REREAD_LIMIT`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ FUSED_REREAD_LIMIT = 1 / 4
 
 
 def fused_fits(m: int, elem_size: int, block_n: int, split_k: int) -> bool:
-    return m * elem_size * split_k <= block_n * FUSED_REREAD_LIMIT
+    """One launch for single-token decode only: with one row each tile quantizes it once; several
+    rows cost BLOCK_M-wide quantization per tile, and one such variant (16x32x32, 5 stages, ragged
+    K) does not compile with Triton 3.6 or 3.9 for sm_90."""
+    return m == 1 and m * elem_size * split_k <= block_n * FUSED_REREAD_LIMIT
 
 
 def _quant_scaled_mm_triton(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric):

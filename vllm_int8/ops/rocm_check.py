@@ -154,9 +154,9 @@ def variants(arch: str, full: bool = False) -> Iterator[Variant]:
 
 
 def compile_variant(variant: Variant, arch: str):
-    """Compile one variant for `arch` the way the JIT would on that GPU; returns Triton's CompiledKernel."""
+    """Compile one variant for `arch` ("gfx942", "gfx950", or "sm_90" for NVIDIA) the way the JIT
+    would on that GPU; returns Triton's CompiledKernel."""
     import triton
-    from triton.backends.amd.compiler import HIPBackend
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -168,8 +168,17 @@ def compile_variant(variant: Variant, arch: str):
     fn, args, constexprs = variant.build()
     if not isinstance(fn, triton.runtime.jit.JITFunction):
         raise RuntimeError("the kernels were built for TRITON_INTERPRET=1: run the gate in a process without it")
-    target = GPUTarget("hip", arch, 64)
-    backend = HIPBackend(target)
+    if arch.startswith("sm_"):
+        from triton.backends.nvidia.compiler import CUDABackend
+
+        target = GPUTarget("cuda", int(arch[3:]), 32)
+        backend = CUDABackend(target)
+        constexprs = {k: v for k, v in constexprs.items() if k not in ("waves_per_eu", "matrix_instr_nonkdim", "kpack")}
+    else:
+        from triton.backends.amd.compiler import HIPBackend
+
+        target = GPUTarget("hip", arch, 64)
+        backend = HIPBackend(target)
     binder = create_function_from_signature(fn.signature, fn.params, backend)
     # The options JITFunction.run adds itself, where this Triton's HIP backend knows them.
     added = {"debug": False, "instrumentation_mode": "", "fpsan_homomorphic_casts": False}

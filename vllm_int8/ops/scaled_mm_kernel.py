@@ -163,8 +163,10 @@ def _scaled_mm_kernel(
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
-        # Wide statistics loads: each one is a dependent round trip, and the main loop waits on them.
-        STATS_K: tl.constexpr = max(BLOCK_K, 8192 // (1 if A_ROWS == 1 else BLOCK_M))
+        # M == 1: wide statistics loads (each is a dependent round trip the main loop waits on; 256
+        # wide made the decode GEMM 2x slower). Several rows: BLOCK_K wide (wider ones spilled and
+        # failed to compile with Triton 3.6).
+        STATS_K: tl.constexpr = 8192 if A_ROWS == 1 else BLOCK_K
         scale_a, azp_f = _row_scale_and_azp(a_ptr, a_rows, M, K, stride_am, stride_ak, STATS_K, SYMMETRIC)
     elif A_MODE == 1:
         scale_a = tl.load(scale_a_ptr)
