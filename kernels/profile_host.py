@@ -12,26 +12,15 @@ import argparse
 import cProfile
 import io
 import pstats
-import time
 
 import torch
 import torch.nn.functional as F
+from gpu_timing import host_us_per_call
 
 from vllm_int8 import ops
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import scaled_mm_kernel as mm
 from vllm_int8.ops.quant_mm import quant_scaled_mm_impl
-
-
-def per_call_us(call, n: int) -> float:
-    for _ in range(20):
-        call()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n):
-        call()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n * 1e6
 
 
 def main() -> None:
@@ -65,7 +54,7 @@ def main() -> None:
         "Int8Linear(x) (the layer)": lambda: layer(x),
     }
     for name, call in rows.items():
-        print(f"{name:<44} {per_call_us(call, n):7.1f} us/call")
+        print(f"{name:<44} {host_us_per_call(call, n):7.1f} us/call")
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(n):

@@ -15,21 +15,11 @@ from vllm_int8.linear import (
     choose_scaled_mm_linear_kernel,
     explain_choice,
 )
-from vllm_int8.linear import aiter_kernel as aiter_mod
 from vllm_int8.platform import ROCM, Platform, current_platform
 
 MI325 = Platform(ROCM, "gfx942:sramecc+:xnack-", "AMD Instinct MI325X", 94)
 SYM = Int8ScaledMMLinearLayerConfig(is_static_input_scheme=False, is_channelwise=True, input_symmetric=True)
 STATIC_SYM = Int8ScaledMMLinearLayerConfig(is_static_input_scheme=True, is_channelwise=False, input_symmetric=True)
-
-
-@pytest.fixture
-def aiter_on(monkeypatch):
-    monkeypatch.setenv("VLLM_ROCM_USE_AITER", "1")
-    monkeypatch.delenv("VLLM_ROCM_USE_AITER_LINEAR", raising=False)
-    monkeypatch.delenv("VLLM_DISABLED_KERNELS", raising=False)
-    monkeypatch.setattr(aiter_mod, "aiter_importable", lambda: True)
-    return monkeypatch
 
 
 @pytest.fixture
@@ -54,12 +44,12 @@ def fake_aiter(monkeypatch):
     return calls
 
 
-def test_selection_takes_the_platform_as_an_argument(aiter_on):
+def test_selection_takes_the_platform_as_an_argument(aiter_env):
     assert choose_scaled_mm_linear_kernel(SYM, platform=MI325) is AiterInt8ScaledMMLinearKernel
     assert current_platform() != MI325  # nothing process-wide was swapped
 
 
-def test_shapes_aiter_cannot_tile_fall_back_to_triton_with_a_reason(aiter_on):
+def test_shapes_aiter_cannot_tile_fall_back_to_triton_with_a_reason(aiter_env):
     kernel, skipped = explain_choice(SYM, platform=MI325, shape=(100, 64))
     assert kernel is TritonInt8ScaledMMLinearKernel
     assert skipped == [("AiterInt8ScaledMMLinearKernel", skipped[0][1])] and "multiples of 16" in skipped[0][1]
@@ -68,7 +58,7 @@ def test_shapes_aiter_cannot_tile_fall_back_to_triton_with_a_reason(aiter_on):
 
 @pytest.mark.parametrize("config", [SYM, STATIC_SYM], ids=["dynamic", "static"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_apply_hands_ck_what_it_documents(config, dtype, aiter_on, fake_aiter, device):
+def test_apply_hands_ck_what_it_documents(config, dtype, aiter_env, fake_aiter, device):
     from vllm_int8 import ops
 
     layer = random_layer(config, AiterInt8ScaledMMLinearKernel, widths=(32, 16, 16), k=64).to(device)
@@ -90,7 +80,7 @@ def test_apply_hands_ck_what_it_documents(config, dtype, aiter_on, fake_aiter, d
             assert fake_aiter[0]["x_scale"].data_ptr() == fake_aiter[2]["x_scale"].data_ptr()
 
 
-def test_processing_refuses_a_shape_ck_cannot_tile(aiter_on):
+def test_processing_refuses_a_shape_ck_cannot_tile(aiter_env):
     layer = random_layer(SYM, AiterInt8ScaledMMLinearKernel, widths=(24, 8, 8), k=48)  # N = 40
     with pytest.raises(ValueError, match="multiples of 16"):
         layer.process_weights_after_loading()

@@ -22,16 +22,6 @@ SYM = Int8ScaledMMLinearLayerConfig(is_static_input_scheme=False, is_channelwise
 ASYM = Int8ScaledMMLinearLayerConfig(is_static_input_scheme=False, is_channelwise=True, input_symmetric=False)
 
 
-@pytest.fixture
-def aiter_env(monkeypatch):
-    """AITER switched on and importable unless a test says otherwise."""
-    monkeypatch.setenv("VLLM_ROCM_USE_AITER", "1")
-    monkeypatch.delenv("VLLM_ROCM_USE_AITER_LINEAR", raising=False)
-    monkeypatch.delenv("VLLM_DISABLED_KERNELS", raising=False)
-    monkeypatch.setattr(aiter_mod, "aiter_importable", lambda: True)
-    return monkeypatch
-
-
 def test_rocm_with_aiter_on_picks_aiter(aiter_env):
     with use_platform(MI325):
         assert choose_scaled_mm_linear_kernel(SYM) is AiterInt8ScaledMMLinearKernel
