@@ -16,3 +16,18 @@ def test_per_channel_weights_round_to_the_nearest_step():
     assert q.abs().max() <= 127 and (q[3] == 0).all()
     err = (q.double() * scale.double() - w.double()).abs()
     assert (err <= scale.double() / 2 * (1 + 1e-6)).all()
+
+
+def test_calibration_text_is_held_out_from_the_eval_tasks():
+    """No eval document's opening 12 words occur in the calibration texts."""
+    import json
+    from pathlib import Path
+
+    from vllm_int8.models.calibration import calibration_texts
+
+    data = Path(__file__).resolve().parents[2] / "configs" / "tasks" / "data"
+    calibration = " ".join(" ".join(text.split()) for _, text in calibration_texts())
+    docs = [json.loads(line)["text"] for f in data.glob("*.jsonl") for line in f.read_text().splitlines() if line]
+    assert docs
+    for doc in docs:
+        assert " ".join(doc.split()[:12]) not in calibration

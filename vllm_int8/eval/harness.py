@@ -5,6 +5,13 @@ A config (YAML) names the model, scheme, tasks with expected metric values, and 
 `required_gpu_arch`. A metric passes when `measured >= value * (1 - rtol)`; metrics that are
 better when lower (perplexities, marked `higher_is_better: false`) pass when
 `measured <= value * (1 + rtol)`, the same tolerance mirrored.
+
+Beyond vLLM's one-sided check, which a model that silently skipped quantization would pass:
+- before evaluating, `check_model` asserts `expected_kernel` (a class name, or a mapping from
+  platform kind - cpu, cuda, rocm - to one) and `int8_layers` (checkpoint linears on int8 kernels);
+- after, `check_baseline_band` compares each metric with the float `baseline` config's recorded
+  value: worse by more than `max_drop` (relative) fails, and so does matching the float model on
+  every metric to six digits (quantization that changed nothing was not applied).
 """
 
 from __future__ import annotations
@@ -47,11 +54,10 @@ def scoped_env(env_vars: dict | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def launch_lm_eval(eval_config: dict, tp_size: int = 1, device: str = "auto", limit: int | None = None):
-    """(lm-eval results dict, the LM object) for one config, fully offline."""
+def build_lm(eval_config: dict, tp_size: int = 1, device: str = "auto"):
+    """The lm-eval LM object of one config (the model loaded, nothing evaluated yet), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    import lm_eval
     from lm_eval.api.registry import get_model
 
     import vllm_int8.eval.lm_eval_model  # noqa: F401  (registers the vllm-int8 backend)
@@ -64,7 +70,14 @@ def launch_lm_eval(eval_config: dict, tp_size: int = 1, device: str = "auto", li
             model_args["dtype"] = eval_config["dtype"]
         if "max_model_len" in eval_config:
             model_args["max_length"] = eval_config["max_model_len"]
-    lm = get_model(backend)(**model_args)
+    return get_model(backend)(**model_args)
+
+
+def launch_lm_eval(eval_config: dict, tp_size: int = 1, device: str = "auto", limit: int | None = None, lm=None):
+    """(lm-eval results dict, the LM object) for one config, fully offline (`lm`: already built)."""
+    import lm_eval
+
+    lm = lm if lm is not None else build_lm(eval_config, tp_size, device)
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=[local_task(task["name"]) for task in eval_config["tasks"]],
@@ -118,3 +131,62 @@ def check_metrics(eval_config: dict, results: dict) -> list[MetricCheck]:
                 )
             )
     return checks
+
+
+def expected_kernel(eval_config: dict, platform_kind: str) -> str | None:
+    """The kernel class the config expects on this platform kind (None: not stated)."""
+    spec = eval_config.get("expected_kernel")
+    if spec is None or isinstance(spec, str):
+        return spec
+    return spec.get(platform_kind, spec.get("default"))
+
+
+def check_model(eval_config: dict, lm, platform_kind: str) -> list[str]:
+    """What is wrong with the loaded model before any evaluation: its kernels and its int8 layers."""
+    problems = []
+    kernels = set(getattr(lm, "kernel_names", ()))
+    wanted = expected_kernel(eval_config, platform_kind)
+    if wanted is not None and kernels != {wanted}:
+        problems.append(f"expected every int8 layer on {wanted} ({platform_kind}), got {sorted(kernels) or 'none'}")
+    if "int8_layers" in eval_config and getattr(lm, "int8_modules", None) != eval_config["int8_layers"]:
+        problems.append(
+            f"expected {eval_config['int8_layers']} linear layers on int8 kernels, got {getattr(lm, 'int8_modules', 0)}"
+        )
+    return problems
+
+
+@dataclass
+class BandCheck:
+    task: str
+    metric: str
+    baseline: float
+    measured: float
+    max_drop: float
+    higher_is_better: bool
+
+    @property
+    def within(self) -> bool:
+        drop = (self.baseline - self.measured) if self.higher_is_better else (self.measured - self.baseline)
+        return drop <= self.max_drop * abs(self.baseline)
+
+
+def check_baseline_band(config_path: Path, eval_config: dict, results: dict) -> tuple[list[BandCheck], list[str]]:
+    """(per-metric band checks, problems) against the float baseline config's recorded values."""
+    if not eval_config.get("baseline"):
+        return [], []
+    baseline = load_eval_config(Path(config_path).parent / eval_config["baseline"])
+    recorded = {(t["name"], m["name"]): float(m["value"]) for t in baseline["tasks"] for m in t["metrics"]}
+    max_drop = float(eval_config.get("max_drop", 0.10))
+    bands = []
+    for check in check_metrics(eval_config, results):
+        if (check.task, check.metric) in recorded:
+            base = recorded[(check.task, check.metric)]
+            bands.append(BandCheck(check.task, check.metric, base, check.measured, max_drop, check.higher_is_better))
+    problems = [
+        f"{b.task} {b.metric}: {b.measured:.4f} is more than {b.max_drop:.0%} worse than float's {b.baseline:.4f}"
+        for b in bands
+        if not b.within
+    ]
+    if bands and all(abs(b.measured - b.baseline) <= 1e-6 * max(abs(b.baseline), 1e-12) for b in bands):
+        problems.append("every metric equals the float baseline's: the int8 kernels cannot have run")
+    return bands, problems

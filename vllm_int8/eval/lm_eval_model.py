@@ -38,4 +38,7 @@ class VllmInt8LM(HFLM):
             raise ValueError(f"dtype must name a torch dtype such as float32 or bfloat16, got {dtype!r}")
         model, tokenizer, layers = load_model(pretrained, scheme, device, progress=False, dtype=torch_dtype)
         self.scheme_name, self.kernel_name = describe_layers(layers)
+        self.kernel_names = sorted({type(layer.kernel).__name__ for layer in layers.values()}) or ["torch (float)"]
+        # Checkpoint linears served by int8 kernels (a fused q/k/v layer serves three).
+        self.int8_modules = sum(len(getattr(layer, "shard_names", [name])) for name, layer in layers.items())
         super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
