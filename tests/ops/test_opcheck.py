@@ -47,3 +47,17 @@ def test_scaled_mm(scheme, layout, backend, device):
     a = layouts(a)[layout]
     args = (a, b, sa, sb, torch.bfloat16, bias, azp_adj, azp, backend)
     torch.library.opcheck(torch.ops.vllm_int8.scaled_mm.default, args, test_utils=CHECKS)
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+@pytest.mark.parametrize("m", [1, 6])  # one launch and two launches on GPUs
+@pytest.mark.parametrize("scheme", ["dynamic_asym", "static_sym"])
+def test_quant_scaled_mm(scheme, m, layout, backend, device):
+    from tests.ops.test_quant_mm import layer_problem
+
+    p = layer_problem(scheme, m, 20, 12, torch.bfloat16, True, True, device)
+    x = layouts(p["x"])[layout]
+    args = (x, p["weight"], p["scale_b"], torch.bfloat16, p["bias"], p["azp_adj"], p["input_scale"],
+            p["input_zero_point"], p["symmetric"], backend)  # fmt: skip
+    torch.library.opcheck(torch.ops.vllm_int8.quant_scaled_mm.default, args, test_utils=CHECKS)
