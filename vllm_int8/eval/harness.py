@@ -10,8 +10,9 @@ Beyond vLLM's one-sided check, which a model that silently skipped quantization 
 - before evaluating, `check_model` asserts `expected_kernel` (a class name, or a mapping from
   platform kind - cpu, cuda, rocm - to one) and `int8_layers` (checkpoint linears on int8 kernels);
 - after, `check_baseline_band` compares each metric with the float `baseline` config's recorded
-  value: worse by more than `max_drop` (relative) fails, and so does matching the float model on
-  every metric to six digits (quantization that changed nothing was not applied).
+  value: worse by more than `max_drop` (relative; per config, or per metric) fails, and so does
+  matching the float model on every metric to six digits (quantization that changed nothing was
+  not applied).
 """
 
 from __future__ import annotations
@@ -176,12 +177,15 @@ def check_baseline_band(config_path: Path, eval_config: dict, results: dict) -> 
         return [], []
     baseline = load_eval_config(Path(config_path).parent / eval_config["baseline"])
     recorded = {(t["name"], m["name"]): float(m["value"]) for t in baseline["tasks"] for m in t["metrics"]}
-    max_drop = float(eval_config.get("max_drop", 0.10))
+    max_drops = {(t["name"], m["name"]): m.get("max_drop") for t in eval_config["tasks"] for m in t["metrics"]}
+    default_drop = float(eval_config.get("max_drop", 0.10))
     bands = []
     for check in check_metrics(eval_config, results):
         if (check.task, check.metric) in recorded:
             base = recorded[(check.task, check.metric)]
-            bands.append(BandCheck(check.task, check.metric, base, check.measured, max_drop, check.higher_is_better))
+            drop = max_drops.get((check.task, check.metric))
+            drop = default_drop if drop is None else float(drop)
+            bands.append(BandCheck(check.task, check.metric, base, check.measured, drop, check.higher_is_better))
     problems = [
         f"{b.task} {b.metric}: {b.measured:.4f} is more than {b.max_drop:.0%} worse than float's {b.baseline:.4f}"
         for b in bands

@@ -38,7 +38,7 @@ class _Plan:
         from vllm_int8.ops.split_k_workspace import arrival_counters
 
         out = torch.empty((x.shape[0], self.n), dtype=self.out_dtype, device=x.device)
-        args = self.args
+        args = self.args.copy()  # a copy per call: two threads may replay one plan at once
         args[0], args[2] = x, out
         if self.split_k > 1:
             args[8] = torch.empty(self.workspace_elems, dtype=torch.int32, device=x.device)
@@ -47,7 +47,6 @@ class _Plan:
         enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook  # as JITFunction.run passes them
         metadata = None if enter is None else kernel.launch_metadata((*self.grid, 1), stream, *args)
         kernel.run(*self.grid, 1, stream, kernel.function, kernel.packed_metadata, metadata, enter, leave, *args)
-        args[0] = args[2] = args[8] = args[9] = None  # hold no activation between calls
         return out
 
 
