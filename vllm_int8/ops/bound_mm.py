@@ -19,6 +19,7 @@ import collections
 import torch
 
 from vllm_int8.ops.quant_mm import fused_fits, quant_scaled_mm_impl
+from vllm_int8.ops.split_k_workspace import arrival_counters
 
 MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
 
@@ -35,8 +36,6 @@ class _Plan:
         self.stream_of = stream_of
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from vllm_int8.ops.split_k_workspace import arrival_counters
-
         out = torch.empty((x.shape[0], self.n), dtype=self.out_dtype, device=x.device)
         args = self.args.copy()  # a copy per call: two threads may replay one plan at once
         args[0], args[2] = x, out
@@ -75,7 +74,8 @@ class BoundQuantScaledMM:
                 try:
                     return plan(x)
                 except (TypeError, AttributeError) as e:  # this Triton's launcher takes other arguments
-                    self._fast, self.slow_reason, self._plans = False, f"replay failed: {e!r}", {}
+                    self._fast, self.slow_reason = False, f"replay failed: {e!r}"
+                    self._plans.clear()
             made = self._make_plan(x, out_dtype, bias)
             if made is not None:
                 plan, out = made
@@ -98,10 +98,9 @@ class BoundQuantScaledMM:
         cfg = mm.fit_block_k(mm.select_config(m, n, k, x.device), k)
         if m == 0 or not fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):
             return None
-        if self.input_scale is None:  # scale_a is computed in the kernel: pass any small tensor
-            mode, scale_a, azp, has_azp = mm.A_QUANT_DYNAMIC, self.scale_b, None, not self.symmetric
-        else:
-            mode, scale_a, azp, has_azp = mm.A_QUANT_STATIC, self.input_scale, self.input_zero_point, False
+        mode, scale_a, azp, has_azp = mm.quant_a_operands(
+            self.scale_b, self.input_scale, self.input_zero_point, self.symmetric
+        )
         out = torch.empty((m, n), dtype=out_dtype, device=x.device)
         grid, args, constexprs = mm.launch_arguments(
             x, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg

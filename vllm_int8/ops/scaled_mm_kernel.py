@@ -326,12 +326,20 @@ def launch_quant_scaled_mm(
     Static: `input_scale` (and `input_zero_point` when asymmetric; then `azp_adj` is already
     folded with it, as the layer stores it).
     """
-    if input_scale is None:  # scale_a and azp are computed in the kernel: pass any small tensor
-        mode, scale_a, azp = A_QUANT_DYNAMIC, scale_b, None
-        has_azp = not symmetric
-    else:
-        mode, scale_a, azp, has_azp = A_QUANT_STATIC, input_scale, input_zero_point, False
+    mode, scale_a, azp, has_azp = quant_a_operands(scale_b, input_scale, input_zero_point, symmetric)
     return _launch(x, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, mode, symmetric, config)
+
+
+def quant_a_operands(scale_b, input_scale, input_zero_point, symmetric: bool):
+    """(A mode, scale_a, azp pointer, HAS_AZP) of a launch that quantizes A in the kernel.
+
+    Dynamic: scale_a and the per-row azp are computed in the kernel (any small tensor fills the
+    unused scale_a pointer). Static: the input scale, and the zero point for quantizing (its
+    correction is already folded into azp_adj, so the epilogue has no per-row azp).
+    """
+    if input_scale is None:
+        return A_QUANT_DYNAMIC, scale_b, None, not symmetric
+    return A_QUANT_STATIC, input_scale, input_zero_point, False
 
 
 def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, a_mode, symmetric, config):
