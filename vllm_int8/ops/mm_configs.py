@@ -32,9 +32,13 @@ class MMConfig:
     waves_per_eu: int = 0
     matrix_instr_nonkdim: int = 0
     kpack: int = 0
+    # Hopper prefill path (tma_mm_kernel): persistent TMA kernel, halved epilogue store, warp specialization.
+    tma: int = 0
+    subtile: int = 0
+    warp_specialize: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {k: v for k, v in asdict(self).items() if v or k not in _AMD_OPTIONS}
+        return {k: v for k, v in asdict(self).items() if v or k not in _OPTIONAL_FIELDS}
 
     def compile_options(self) -> dict[str, int]:
         """The launch keywords besides constexprs: warps, stages and the AMD knobs that are set."""
@@ -45,6 +49,7 @@ class MMConfig:
 
 
 _AMD_OPTIONS = ("waves_per_eu", "matrix_instr_nonkdim", "kpack")
+_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize")  # written only when set
 
 
 def heuristic_config(m: int, n: int, k: int) -> MMConfig:

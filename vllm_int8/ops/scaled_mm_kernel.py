@@ -25,6 +25,7 @@ import triton.language as tl
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_block
 from vllm_int8.ops.split_k_workspace import arrival_counters
+from vllm_int8.ops.tma_mm_kernel import launch_tma_scaled_mm, tma_available, tma_layout_problem
 
 # How the kernel gets its A operand: int8 already, or float rows it quantizes itself (the one-launch
 # decode path: static scale/azp, or per-row scale/azp computed in the prologue over all of K).
@@ -348,6 +349,12 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
     if m == 0 or n == 0:
         return out
     cfg = fit_block_k(config or select_config(m, n, a.shape[1], a.device), a.shape[1])
+    if cfg.tma and a_mode == A_INT8 and tma_available(a.device) and tma_layout_problem(a, weight, out) is None:
+        if _launch_log is not None:
+            _launch_log.append((m, n, a.shape[1], cfg))
+        vectors = (flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp))
+        return launch_tma_scaled_mm(a, weight, out, *vectors, cfg)
+    cfg = dataclasses.replace(cfg, tma=0, subtile=0, warp_specialize=0) if cfg.tma else cfg
     grid, args, constexprs = launch_arguments(
         a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg
     )

@@ -1,0 +1,138 @@
+"""Sweep the Hopper TMA prefill configs and the decode configs against the shipped ones (one GPU run).
+
+For each Llama-3-8B shape: prefill M in {256, 1024, 4096, 8192} with the shipped pointer config and
+the TMA candidates; decode M in {1, 16} with the shipped config and the candidates. Every candidate is
+checked bit for bit against the torch reference (fp32 output) before it is timed; graph-timed over
+inputs rotated past L2 (gpu_timing.py), asym epilogue. Prints one table and writes JSON.
+
+    python kernels/sweep_gemm_v2.py [--out DIR] [--shapes 8B|qwen|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from gpu_timing import graph_time_ms, input_sets
+
+from vllm_int8.ops.mm_configs import MMConfig, select_config
+from vllm_int8.ops.reference import torch_scaled_mm
+from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches
+
+LLAMA8 = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)]
+QWEN7 = [(4608, 3584), (3584, 3584), (37888, 3584), (3584, 18944)]
+
+TMA = [
+    MMConfig(128, 256, 128, 8, 8, 3, tma=1, subtile=1),
+    MMConfig(128, 256, 128, 8, 8, 4, tma=1, subtile=1),
+    MMConfig(128, 256, 64, 8, 8, 5, tma=1, subtile=1),
+    MMConfig(128, 256, 128, 8, 8, 3, tma=1, subtile=0),
+    MMConfig(256, 128, 128, 8, 8, 3, tma=1, subtile=1),
+    MMConfig(128, 128, 128, 8, 8, 4, tma=1, subtile=1),
+    MMConfig(128, 128, 128, 8, 4, 4, tma=1, subtile=0),
+    MMConfig(128, 256, 128, 16, 8, 3, tma=1, subtile=1),
+    MMConfig(128, 256, 128, 8, 8, 3, tma=1, subtile=1, warp_specialize=1),
+    MMConfig(128, 128, 128, 8, 4, 4, tma=1, subtile=1, warp_specialize=1),
+]
+DECODE = [
+    MMConfig(16, 64, 256, 1, 4, 5),
+    MMConfig(16, 64, 256, 1, 4, 6, split_k=2),
+    MMConfig(16, 128, 256, 1, 4, 4, split_k=2),
+    MMConfig(16, 128, 256, 1, 4, 5, split_k=4),
+    MMConfig(16, 64, 512, 1, 4, 4, split_k=2),
+    MMConfig(16, 32, 512, 1, 4, 4),
+    MMConfig(16, 256, 128, 1, 8, 6, split_k=2),
+    MMConfig(16, 128, 128, 1, 4, 8, split_k=4),
+]
+
+
+def problem(m, n, k):
+    w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda").t()
+    return {
+        "a": torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda"),
+        "w": w,
+        "sa": torch.rand(m, 1, device="cuda") * 1e-2,
+        "sb": torch.rand(n, 1, device="cuda") * 1e-2,
+        "bias": torch.randn(n, device="cuda", dtype=torch.bfloat16),
+        "azp": torch.randint(-128, 128, (m,), dtype=torch.int32, device="cuda"),
+        "adj": w.sum(0, dtype=torch.int32),
+    }
+
+
+def exact(cfg, m, n, k) -> str:
+    p = problem(m, n, k)
+    try:
+        with record_launches() as log:
+            out = launch_scaled_mm(p["a"], p["w"], p["sa"], p["sb"], torch.float32, p["bias"], p["adj"], p["azp"], cfg)
+        ref = torch_scaled_mm(p["a"], p["w"], p["sa"], p["sb"], torch.float32, p["bias"], p["adj"], p["azp"])
+    except Exception as e:  # noqa: BLE001 - a config that fails to compile is a result
+        return f"error: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
+    if cfg.tma and not log[-1][3].tma:
+        return "fell back"
+    return "exact" if torch.equal(out, ref) else f"WRONG max {(out - ref).abs().max().item():.3g}"
+
+
+def time_cfg(cfg, m, n, k, symmetric=False) -> float:
+    sets = [problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
+    return graph_time_ms(
+        [
+            lambda p=p: launch_scaled_mm(
+                p["a"],
+                p["w"],
+                p["sa"],
+                p["sb"],
+                torch.bfloat16,
+                p["bias"],
+                None if symmetric else p["adj"],
+                None if symmetric else p["azp"],
+                cfg,
+            )  # fmt: skip
+            for p in sets
+        ]
+    )
+
+
+def bf16_ms(m, n, k) -> float:
+    sets = [
+        (torch.randn(m, k, device="cuda", dtype=torch.bfloat16), torch.randn(n, k, device="cuda", dtype=torch.bfloat16))
+        for _ in range(input_sets(2 * (n * k + m * k)))
+    ]
+    return graph_time_ms([lambda x=x, w=w: torch.nn.functional.linear(x, w) for x, w in sets])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="kernels/results")
+    parser.add_argument("--shapes", default="8B")
+    parser.add_argument("--prefill-m", default="256,1024,4096,8192")
+    parser.add_argument("--decode-m", default="1,16")
+    args = parser.parse_args()
+    shapes = {"8B": LLAMA8, "qwen": QWEN7, "all": LLAMA8 + QWEN7}[args.shapes]
+    rows = []
+    checked: dict[MMConfig, str] = {}
+    for n, k in shapes:
+        for m in [int(v) for v in args.prefill_m.split(",") if v] + [int(v) for v in args.decode_m.split(",") if v]:
+            shipped = select_config(m, n, k, torch.device("cuda"))
+            cands = [("shipped", shipped)] + [(str(c), c) for c in (TMA if m >= 128 else DECODE)]
+            base = bf16_ms(m, n, k)
+            for name, cfg in cands:
+                key = dataclasses.replace(cfg, split_k=cfg.split_k)
+                if key not in checked:
+                    checked[key] = exact(cfg, 200 if m >= 128 else 5, n, k)
+                status = checked[key]
+                ms = time_cfg(cfg, m, n, k) if status == "exact" else float("nan")
+                row = {"N": n, "K": k, "M": m, "config": name, "cfg": cfg.to_dict(), "status": status, "ms": ms,
+                       "tops": 2 * m * n * k / ms / 1e9, "weight_gbs": n * k / ms / 1e6, "bf16_ms": base}  # fmt: skip
+                rows.append(row)
+                print(f"{n:>6} {k:>6} {m:>5} {row['tops']:7.0f} TOPS {row['weight_gbs']:6.0f} GB/s "
+                      f"bf16 {2 * m * n * k / base / 1e9:5.0f} TFLOPS  {status:<10} {name}", flush=True)  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"sweep_gemm_v2_{args.shapes}.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

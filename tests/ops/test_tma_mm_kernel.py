@@ -1,0 +1,83 @@
+"""The Hopper TMA prefill kernel, forced: every epilogue path against the references, and its fallbacks.
+
+On CPU the kernel runs in Triton's interpreter (host TensorDescriptors are interpreted too); on a
+GPU of compute capability >= 9 it runs natively and `launch_scaled_mm` must really take it (the
+launch log says so). Elsewhere a TMA config falls back to the pointer kernel, same answer.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from tests.ops.test_scaled_mm_kernel import SCHEMES, make_problem
+from tests.oracle import assert_within_rounding, scaled_mm_float64
+from vllm_int8.ops.mm_configs import MMConfig
+from vllm_int8.ops.reference import torch_scaled_mm
+from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches
+from vllm_int8.ops.tma_mm_kernel import TensorDescriptor, launch_tma_scaled_mm, tma_available, tma_layout_problem
+
+pytestmark = pytest.mark.skipif(TensorDescriptor is None, reason="this Triton has no host TensorDescriptor")
+
+ON_GPU = torch.cuda.is_available()
+HOPPER = ON_GPU and tma_available(torch.device("cuda"))
+# Small tiles in the interpreter (speed); Hopper's wgmma wants BLOCK_M >= 64.
+TILES = MMConfig(64, 64, 64, 2, 4, 3, tma=1) if ON_GPU else MMConfig(16, 32, 32, 2, 4, 2, tma=1)
+SHAPES = [(5, 48, 96), (70, 160, 80), (130, 64, 200)]  # (M, K, N): ragged M and N, K a multiple of 16
+
+
+def _run_tma(a, b, sa, sb, bias, azp_adj, azp, out_dtype, cfg):
+    out = torch.empty(a.shape[0], b.shape[1], dtype=out_dtype, device=a.device)
+    flat = [None if t is None else t.reshape(-1).contiguous() for t in (sa, sb, bias, azp_adj, azp)]
+    return launch_tma_scaled_mm(a, b, out, *flat, cfg, num_sms=None if a.is_cuda else 3)
+
+
+@pytest.mark.skipif(ON_GPU and not HOPPER, reason="TMA needs compute capability >= 9.0")
+@pytest.mark.parametrize("subtile", [0, 1])
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fp32_output_equals_the_torch_reference_bit_for_bit(shape, scheme, with_bias, subtile, device):
+    m, k, n = shape
+    a, b, sa, sb, bias, azp_adj, azp = make_problem(scheme, m, k, n, "nk", True, with_bias, torch.float32, device)
+    out = _run_tma(a, b, sa, sb, bias, azp_adj, azp, torch.float32, dataclasses.replace(TILES, subtile=subtile))
+    assert torch.equal(out, torch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp))
+
+
+@pytest.mark.skipif(ON_GPU and not HOPPER, reason="TMA needs compute capability >= 9.0")
+@pytest.mark.parametrize("out_dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("scheme", ["sym_tensor", "asym_token", "asym_static"])
+def test_half_outputs_within_one_rounding(scheme, out_dtype, device):
+    m, k, n = 70, 160, 80
+    a, b, sa, sb, bias, azp_adj, azp = make_problem(scheme, m, k, n, "nk", True, True, out_dtype, device)
+    out = _run_tma(a, b, sa, sb, bias, azp_adj, azp, out_dtype, dataclasses.replace(TILES, subtile=1))
+    ref, magnitude = scaled_mm_float64(a, b, sa, sb, bias, azp_adj, azp)
+    assert_within_rounding(out, ref, magnitude)
+    if ON_GPU:  # natively the cast rounds to nearest even, like torch: bit for bit
+        assert torch.equal(out, torch_scaled_mm(a, b, sa, sb, out_dtype, bias, azp_adj, azp))
+
+
+def test_layout_problems_are_named():
+    a = torch.zeros(8, 64, dtype=torch.int8)
+    w = torch.zeros(32, 64, dtype=torch.int8).t()
+    out = torch.empty(8, 32, dtype=torch.bfloat16)
+    assert tma_layout_problem(a, w, out) is None
+    assert "activation" in tma_layout_problem(torch.zeros(64, 8, dtype=torch.int8).t(), w, out)
+    assert "activation" in tma_layout_problem(torch.zeros(8, 72, dtype=torch.int8)[:, :60], w[:60], out)
+    assert "weight" in tma_layout_problem(a, torch.zeros(64, 32, dtype=torch.int8), out)
+    odd_row_out = torch.empty(8, 36, dtype=torch.bfloat16)  # 72-byte rows
+    assert "output" in tma_layout_problem(a, torch.zeros(36, 64, dtype=torch.int8).t(), odd_row_out)
+    assert "int8" in tma_layout_problem(a.float(), w, out)
+
+
+@pytest.mark.parametrize("case", ["ok", "odd_k", "kn_weight", "odd_n"])
+def test_launcher_takes_tma_only_where_it_can(case, device):
+    """TMA configs run TMA on Hopper when the layout allows; anywhere else the pointer kernel, same answer."""
+    m, k, n = 70, {"odd_k": 88 + 4}.get(case, 96), {"odd_n": 81}.get(case, 80)
+    layout = "kn" if case == "kn_weight" else "nk"
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, layout, True, True, torch.float32, device)
+    with record_launches() as log:
+        out = launch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp, config=TILES)
+    assert torch.equal(out, torch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp))
+    took_tma = bool(log[-1][3].tma)
+    assert took_tma == (HOPPER and case == "ok"), (case, log[-1][3])

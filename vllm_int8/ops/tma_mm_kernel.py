@@ -1,0 +1,203 @@
+"""Hopper prefill path: a persistent int8 GEMM fed by TMA, with the same exact W8A8 epilogue.
+
+One program per SM walks output tiles in grouped order (GROUP_M row tiles share a column of B
+while it is in L2). A and B arrive by the Tensor Memory Accelerator (host-built descriptors; the
+hardware zero-fills out-of-range rows and K), so the main loop has no address math and no masks,
+and the output leaves through a TMA store, optionally in two halves (epilogue subtiling) so the
+staging buffer takes half the shared memory and a deeper K pipeline fits.
+
+The epilogue is the pointer kernel's, bit for bit: `(acc - azp * azp_adj)` in int32, then
+`* scale_a * scale_b + bias` in float32 (no FMA contraction), one rounding to the output dtype.
+
+TMA needs: an NVIDIA GPU of compute capability >= 9.0, Triton's host TensorDescriptor, 16-byte
+aligned base pointers, a unit last stride and 16-byte aligned row strides (K % 16 == 0 for A and
+the [N, K] weight; N * output element size % 16 == 0 for C). Anything else - ROCm, pre-Hopper,
+odd strides, transposed activations, the in-kernel quant (decode) modes - takes the pointer kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+from vllm_int8.ops.mm_configs import MMConfig
+
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # Triton < 3.4: no host descriptors, so no TMA path
+    TensorDescriptor = None
+
+TMA_ALIGN = 16  # bytes: base pointers and every stride but the last
+
+
+@triton.jit
+def _scaled_tile(
+    acc,
+    offs_m,
+    offs_n,
+    M,
+    N,
+    scale_a_ptr,
+    scale_b_ptr,
+    bias_ptr,
+    azp_adj_ptr,
+    azp_ptr,
+    SCALE_A_PER_ROW: tl.constexpr,
+    SCALE_B_PER_COL: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_AZP_ADJ: tl.constexpr,
+    HAS_AZP: tl.constexpr,
+):
+    """float32 `(acc - azp*azp_adj) * scale_a * scale_b + bias` of one int32 tile (the pointer kernel's order)."""
+    mask_m = offs_m < M
+    mask_n = offs_n < N
+    if HAS_AZP_ADJ:
+        azp_adj = tl.load(azp_adj_ptr + offs_n, mask=mask_n, other=0)
+        if HAS_AZP:
+            acc -= tl.load(azp_ptr + offs_m, mask=mask_m, other=0)[:, None] * azp_adj[None, :]
+        else:  # static per-tensor: azp_adj already holds azp * column sums
+            acc -= azp_adj[None, :]
+    if SCALE_A_PER_ROW:
+        out = acc.to(tl.float32) * tl.load(scale_a_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
+    else:
+        out = acc.to(tl.float32) * tl.load(scale_a_ptr)
+    if SCALE_B_PER_COL:
+        out = out * tl.load(scale_b_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
+    else:
+        out = out * tl.load(scale_b_ptr)
+    if HAS_BIAS:
+        out = out + tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    return out
+
+
+@triton.jit(do_not_specialize=["M"])
+def _tma_scaled_mm_kernel(
+    a_desc,
+    b_desc,
+    c_desc,
+    scale_a_ptr,
+    scale_b_ptr,
+    bias_ptr,
+    azp_adj_ptr,
+    azp_ptr,
+    M,
+    N,
+    K,
+    SCALE_A_PER_ROW: tl.constexpr,
+    SCALE_B_PER_COL: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_AZP_ADJ: tl.constexpr,
+    HAS_AZP: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    NUM_SMS: tl.constexpr,
+    SUBTILE: tl.constexpr,
+    WARP_SPECIALIZE: tl.constexpr,
+):
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    k_steps = tl.cdiv(K, BLOCK_K)
+    group_size = GROUP_M * tiles_n
+    for tile in tl.range(tl.program_id(0), tiles_m * tiles_n, NUM_SMS, flatten=True,
+                         warp_specialize=WARP_SPECIALIZE):  # fmt: skip
+        first_m = (tile // group_size) * GROUP_M
+        rows_in_group = tl.minimum(tiles_m - first_m, GROUP_M)
+        off_m = (first_m + (tile % group_size) % rows_in_group) * BLOCK_M
+        off_n = ((tile % group_size) // rows_in_group) * BLOCK_N
+
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+        for k in range(k_steps):
+            a = a_desc.load([off_m, k * BLOCK_K])
+            b = b_desc.load([off_n, k * BLOCK_K])  # the weight as stored: [N, K], K contiguous
+            acc = tl.dot(a, b.T, acc, out_dtype=tl.int32)
+
+        offs_m = off_m + tl.arange(0, BLOCK_M)
+        if SUBTILE:  # two [BLOCK_M, BLOCK_N/2] halves: half the staging buffer for the TMA store
+            HALF: tl.constexpr = BLOCK_N // 2
+            left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, HALF)), (0, 2, 1)))
+            out = _scaled_tile(
+                left, offs_m, off_n + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
+                azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
+            c_desc.store([off_m, off_n], out.to(c_desc.dtype))
+            out = _scaled_tile(
+                right, offs_m, off_n + HALF + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr,
+                azp_adj_ptr, azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
+            c_desc.store([off_m, off_n + HALF], out.to(c_desc.dtype))
+        else:
+            out = _scaled_tile(
+                acc, offs_m, off_n + tl.arange(0, BLOCK_N), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
+                azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
+            c_desc.store([off_m, off_n], out.to(c_desc.dtype))
+
+
+@functools.cache
+def _sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+@functools.cache
+def tma_available(device: torch.device) -> bool:
+    """An NVIDIA GPU of compute capability >= 9.0 and a Triton with host tensor descriptors."""
+    if TensorDescriptor is None or device.type != "cuda" or torch.version.hip:
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
+def tma_layout_problem(a: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> str | None:
+    """Why TMA cannot address these operands (None: it can). `weight` is [K, N], the layer's layout."""
+    if a.dtype != torch.int8 or weight.dtype != torch.int8:
+        return "TMA path multiplies int8 operands only"
+    if a.stride(1) != 1 or (a.stride(0) * a.element_size()) % TMA_ALIGN or a.data_ptr() % TMA_ALIGN:
+        return "activation must be row-major with 16-byte aligned rows and base"
+    if weight.stride(0) != 1 or weight.stride(1) % TMA_ALIGN or weight.data_ptr() % TMA_ALIGN:
+        return "weight must be the transpose of a row-major [N, K] tensor with 16-byte aligned rows and base"
+    if out.stride(1) != 1 or (out.stride(0) * out.element_size()) % TMA_ALIGN or out.data_ptr() % TMA_ALIGN:
+        return "output rows must be 16-byte aligned (N * element size % 16 == 0)"
+    return None
+
+
+def tma_constexprs(cfg: MMConfig, scale_a_numel, scale_b_numel, has_bias, has_azp_adj, has_azp, num_sms) -> dict:
+    return {
+        "SCALE_A_PER_ROW": scale_a_numel > 1,
+        "SCALE_B_PER_COL": scale_b_numel > 1,
+        "HAS_BIAS": has_bias,
+        "HAS_AZP_ADJ": has_azp_adj,
+        "HAS_AZP": has_azp,
+        "BLOCK_M": cfg.block_m,
+        "BLOCK_N": cfg.block_n,
+        "BLOCK_K": cfg.block_k,
+        "GROUP_M": cfg.group_m,
+        "NUM_SMS": num_sms,
+        "SUBTILE": bool(cfg.subtile),
+        "WARP_SPECIALIZE": bool(cfg.warp_specialize),
+        **cfg.compile_options(),
+    }
+
+
+def launch_tma_scaled_mm(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg: MMConfig, num_sms=None):
+    """Fill `out` [M, N] from int8 a [M, K] and weight [K, N] (dense vectors already; layout checked)."""
+    m, k = a.shape
+    n = weight.shape[1]
+    w_nk = weight.t()  # [N, K], K contiguous: the checkpoint's own layout
+    store_n = cfg.block_n // 2 if cfg.subtile else cfg.block_n
+    a_desc = TensorDescriptor(a, [m, k], [a.stride(0), 1], [cfg.block_m, cfg.block_k])
+    b_desc = TensorDescriptor(w_nk, [n, k], [w_nk.stride(0), 1], [cfg.block_n, cfg.block_k])
+    c_desc = TensorDescriptor(out, [m, n], [out.stride(0), 1], [cfg.block_m, store_n])
+    if num_sms is None:
+        num_sms = _sm_count(out.device.index or 0) if out.is_cuda else 4
+    tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
+    constexprs = tma_constexprs(
+        cfg, scale_a.numel(), scale_b.numel(), bias is not None, azp_adj is not None, azp is not None, num_sms
+    )
+    _tma_scaled_mm_kernel[(min(num_sms, tiles),)](
+        a_desc, b_desc, c_desc, scale_a, scale_b, bias, azp_adj, azp, m, n, k, **constexprs
+    )
+    return out
