@@ -22,11 +22,17 @@ import triton
 from benchmark_int8_scaled_mm import SHAPES, int8_problem
 from gpu_timing import graph_time_ms, input_sets
 
-from vllm_int8.ops.mm_configs import TUNED_DIR, MMConfig, device_key, heuristic_config
+from vllm_int8.ops.mm_configs import TUNED_DIR, MMConfig, device_key, untuned_config
 from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+from vllm_int8.ops.tma_mm_kernel import tma_available
 
 M_BUCKETS = [1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 SHARED_MEMORY_BYTES = 220 * 1024  # H100/H200 per-block limit is 227 KB
+
+
+def new_candidates(m: int) -> list[MMConfig]:
+    """Only what GEMM v2 added (TMA tiles, split-K below one wave), for a re-tune against the shipped table."""
+    return [c for c in candidates(m) if c.tma or (m > 64 and c.split_k > 1)]
 
 
 def candidates(m: int) -> list[MMConfig]:
@@ -49,7 +55,24 @@ def candidates(m: int) -> list[MMConfig]:
     if m <= 64:  # decode: split K so that enough programs stream the weight
         for bn, bk, split in itertools.product([32, 64, 128], [128, 256], [2, 4, 8]):
             configs.append(MMConfig(min(max(m, 16), 64), bn, bk, group_m=1, num_warps=4, num_stages=4, split_k=split))
+    elif m <= 512:  # too few output tiles for one wave: split K, exactly, in the same launch
+        for bm, split in itertools.product([64, 128], [2, 4]):
+            configs.append(MMConfig(bm, 128, 128, group_m=8, num_warps=8, num_stages=3, split_k=split))
+    if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
+        configs += TMA_CANDIDATES
     return configs
+
+
+# The Hopper TMA kernel's candidates that fit in shared memory (kernels/sweep_gemm_v2.py).
+TMA_CANDIDATES = [
+    MMConfig(128, 256, 128, 8, 8, 3, tma=1, subtile=1),
+    MMConfig(128, 256, 128, 16, 8, 3, tma=1, subtile=1),
+    MMConfig(256, 128, 128, 8, 8, 3, tma=1, subtile=1),
+    MMConfig(128, 128, 128, 8, 4, 4, tma=1),
+    MMConfig(128, 128, 128, 8, 8, 4, tma=1, subtile=1),
+    MMConfig(64, 128, 128, 8, 4, 5, tma=1),
+    MMConfig(64, 256, 128, 8, 4, 4, tma=1, subtile=1),
+]
 
 
 def _compile_one(task: tuple[dict, int, int]) -> str | None:
@@ -99,23 +122,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=TUNED_DIR)
     parser.add_argument("--buckets", default=",".join(map(str, M_BUCKETS)), help="M buckets to (re)tune")
     parser.add_argument("--workers", type=int, default=12, help="parallel compile processes")
+    parser.add_argument("--new-only", action="store_true", help="try only GEMM v2's candidates (shipped competes)")
     args = parser.parse_args()
+    pick = new_candidates if args.new_only else candidates
     name = torch.cuda.get_device_name()
     path = args.out / f"{device_key(name)}.json"
     table = json.loads(path.read_text()) if path.is_file() else {"device": name, "configs": {}}
     models = args.models.split(",")
     shapes = {key: nk for key, nk in SHAPES.items() if key[0] in models}
     buckets_to_tune = [int(b) for b in args.buckets.split(",")]
-    precompile({(c, m, k) for (_, k) in shapes.values() for m in buckets_to_tune for c in candidates(m)}, args.workers)
+    precompile({(c, m, k) for (_, k) in shapes.values() for m in buckets_to_tune for c in pick(m)}, args.workers)
     for (model, layer), (n, k) in shapes.items():
         buckets = table["configs"].setdefault(f"{n},{k}", {})
         for m in buckets_to_tune:
             sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
-            base = time_config(sets, heuristic_config(m, n, k))
+            base = time_config(sets, untuned_config(m, n, k, torch.device("cuda")))
             shipped = MMConfig(**buckets[str(m)]) if str(m) in buckets else None
             best, best_ms = None, float("inf")
             # The shipped config competes in the same run: a new one ships only if it is faster.
-            for config in candidates(m) + ([shipped] if shipped else []):
+            for config in pick(m) + ([shipped] if shipped else []):
                 try:
                     ms = time_config(sets, config)
                 except (triton.runtime.errors.OutOfResources, RuntimeError) as e:

@@ -43,8 +43,27 @@ def test_pick_bucket_takes_the_smallest_bucket_not_below_m():
 def test_unknown_device_or_shape_falls_back_to_the_heuristic(monkeypatch, tmp_path):
     assert load_tuned("No Such GPU", tmp_path) == {}
     assert select_config(300, 123, 456, torch.device("cpu")) == heuristic_config(300, 123, 456)
+    monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA A100-SXM4-80GB")
+    monkeypatch.setattr(mm_configs, "_capability", lambda device: (8, 0))
+    select_config.cache_clear()
+    assert select_config(4096, 123, 456, torch.device("cuda")) == heuristic_config(4096, 123, 456)
+    select_config.cache_clear()
+
+
+def test_hopper_prefill_without_a_tuned_entry_takes_the_tma_kernel(monkeypatch):
     monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
-    assert select_config(300, 123, 456, torch.device("cuda")) == heuristic_config(300, 123, 456)
+    monkeypatch.setattr(mm_configs, "_capability", lambda device: (9, 0))
+    select_config.cache_clear()
+    try:
+        cuda = torch.device("cuda")
+        assert select_config(16, 3584, 3584, cuda) == heuristic_config(16, 3584, 3584)  # decode: pointer kernel
+        assert select_config(128, 3584, 3584, cuda) == heuristic_config(128, 3584, 3584)
+        assert select_config(4096, 37888, 3584, cuda) == mm_configs.HOPPER_WIDE
+        assert select_config(1024, 3584, 3584, cuda) == mm_configs.HOPPER_WIDE  # 112 wide tiles: one wave
+        assert select_config(1024, 4608, 3584, cuda) == mm_configs.HOPPER_NARROW  # 144 wide tiles: 2 waves
+        assert select_config(256, 3584, 18944, cuda) == mm_configs.HOPPER_SMALL  # 112 small tiles: one wave
+    finally:
+        select_config.cache_clear()
 
 
 def test_a_tuned_shape_is_used_on_its_device(monkeypatch):

@@ -67,6 +67,35 @@ def heuristic_config(m: int, n: int, k: int) -> MMConfig:
     return replace(cfg, split_k=heuristic_split_k(m, n, k, cfg))
 
 
+# Hopper (sm_90) prefill on the TMA kernel. Measured over Llama-3-8B (H100) and Qwen2.5-7B (H200)
+# shapes at M >= 1024, 2026-11-25 (kernels/results/sweep_gemm_v2_*.json): the wide 128x256 / 256x128
+# tiles with 8 warps, 3 stages and a halved epilogue store were within 2% of each shape's best on
+# geometric average; where they leave the last wave mostly empty, 128x128 tiles (about 0.86x the
+# wide tiles' throughput per tile) or, at M of a few hundred, 64x128 tiles win. `hopper_config`
+# picks the candidate with the fewest estimated tile-waves, weighted by that per-tile cost.
+HOPPER_WIDE = MMConfig(128, 256, 128, group_m=8, num_warps=8, num_stages=3, tma=1, subtile=1)
+HOPPER_TALL = MMConfig(256, 128, 128, group_m=8, num_warps=8, num_stages=3, tma=1, subtile=1)
+HOPPER_NARROW = MMConfig(128, 128, 128, group_m=8, num_warps=4, num_stages=4, tma=1)
+HOPPER_SMALL = MMConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=5, tma=1)
+# (config, time of one of its tiles in units of a 128x128 tile of the wide config's throughput)
+HOPPER_TILE_COSTS = ((HOPPER_WIDE, 2.0), (HOPPER_TALL, 2.0), (HOPPER_NARROW, 1.16), (HOPPER_SMALL, 0.71))
+HOPPER_MIN_TMA_M = 256  # below it the pointer kernel's thin tiles (and split-K) stream the weight better
+HOPPER_SMS = 132
+
+
+def hopper_config(m: int, n: int, k: int) -> MMConfig:
+    """Prefill tiles for sm_90 shapes with no tuned entry; decode keeps the generic heuristic."""
+    if m < HOPPER_MIN_TMA_M:
+        return heuristic_config(m, n, k)
+
+    def estimated_time(candidate: tuple[MMConfig, float]) -> float:
+        cfg, tile_cost = candidate
+        tiles = -(-m // cfg.block_m) * -(-n // cfg.block_n)
+        return -(-tiles // HOPPER_SMS) * tile_cost
+
+    return min(HOPPER_TILE_COSTS, key=estimated_time)[0]
+
+
 def heuristic_split_k(m: int, n: int, k: int, cfg: MMConfig, target_programs: int = 264) -> int:
     """Split K (by powers of two, up to 8) until about two programs per SM of a 132-SM GPU stream
     the weight, keeping at least 4 K-steps per slice."""
@@ -111,6 +140,11 @@ def _device_name(device: torch.device) -> str | None:
 
 
 @functools.cache
+def _capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
+
+
+@functools.cache
 def _rocm_arch(device: torch.device) -> tuple[str, int]:
     props = torch.cuda.get_device_properties(device)
     return getattr(props, "gcnArchName", "gfx942").split(":")[0], props.multi_processor_count
@@ -125,8 +159,16 @@ def select_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
         buckets = load_tuned(name).get((n, k))
         if buckets:
             return pick_bucket(buckets, m)
+    return untuned_config(m, n, k, device)
+
+
+def untuned_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
+    """The rule for shapes with no tuned entry: ROCm's, Hopper's (TMA prefill), or the generic one."""
+    if device.type == "cuda":
         if torch.version.hip:
             from vllm_int8.ops.rocm_configs import rocm_heuristic_config
 
             return rocm_heuristic_config(m, n, k, *_rocm_arch(device))
+        if _capability(device)[0] >= 9:
+            return hopper_config(m, n, k)
     return heuristic_config(m, n, k)
