@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import triton
 from gpu_timing import graph_time_ms, host_us_per_call, input_sets
+from results_summary import merge_summary
 
 from vllm_int8 import ops
 from vllm_int8.linear import Int8ScaledMMLinearLayerConfig, TritonInt8ScaledMMLinearKernel
@@ -41,6 +42,11 @@ SHAPES = {
     ("SmolLM2-135M", "o"): (576, 576),
     ("SmolLM2-135M", "gate_up"): (3072, 576),
     ("SmolLM2-135M", "down"): (576, 1536),
+    # No tuned entry ships for these: they measure the rule for untuned shapes.
+    ("Qwen2.5-7B", "qkv"): (4608, 3584),
+    ("Qwen2.5-7B", "o"): (3584, 3584),
+    ("Qwen2.5-7B", "gate_up"): (37888, 3584),
+    ("Qwen2.5-7B", "down"): (3584, 18944),
 }
 
 
@@ -173,6 +179,31 @@ def geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+PREFILL_M, DECODE_M = (1024, 4096, 8192), (1, 16)
+
+
+def gemm_headlines(rows: list[dict]) -> dict:
+    """The GEMM figures summary.json carries (issue 11): asym, geomeans over shapes and M."""
+    tuned = [r for r in rows if r["model"] == "Llama-3-8B"]
+    untuned = [r for r in rows if r["model"] == "Qwen2.5-7B"]
+
+    def prefill(rs, key="asym_tops"):
+        return geomean(r[key] for r in rs if r["M"] in PREFILL_M)
+
+    def decode(rs, bytes_per_weight=1, ms_key="asym_ms"):
+        return geomean(r["N"] * r["K"] * bytes_per_weight / r[ms_key] / 1e6 for r in rs if r["M"] in DECODE_M)
+
+    return {
+        "prefill_tops_geomean": prefill(tuned),
+        "decode_gbps_geomean": decode(tuned),
+        "untuned_prefill_tops_geomean": prefill(untuned),
+        "untuned_decode_gbps_geomean": decode(untuned),
+        "bf16_prefill_tflops_geomean": prefill(tuned, "bf16_tops"),
+        "bf16_decode_gbps_geomean": decode(tuned, 2, "bf16_ms"),
+        "max_asym_over_sym": max(r["asym_over_sym"] for r in rows if r["model"] in ("Llama-3-8B", "Qwen2.5-7B")),
+    }
+
+
 def summarize(rows: list[dict], quant: list[dict]) -> dict:
     llama8 = [r for r in rows if (r["N"], r["K"]) in [v for (m, _), v in SHAPES.items() if m == "Llama-3-8B"]]
     return {
@@ -220,10 +251,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer M values (smoke run)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--peak-tops", type=float, default=1979.0, help="INT8 dense peak for the plot (H100 SXM)")
+    parser.add_argument("--m", default=None, help="comma-separated M values (default: all)")
     args = parser.parse_args()
     name = torch.cuda.get_device_name()
     copy_gbs = copy_bandwidth_gbs()
     m_values = [1, 16, 256, 4096] if args.quick else M_VALUES
+    if args.m:
+        m_values = [int(v) for v in args.m.split(",")]
     rows = []
     for (model, layer_name), (n, k) in SHAPES.items():
         for m in m_values:
@@ -250,6 +284,10 @@ def main() -> None:
     for what, us in host.items():
         print(f"host {what:<45} {us:7.1f} us/call")
     summary = summarize(rows, quant)
+    headlines = {"date": datetime.date.today().isoformat(), **gemm_headlines(rows)}
+    summary.update(headlines)
+    if not args.quick:
+        merge_summary(name, headlines)
     result = {
         "device": name,
         "date": datetime.date.today().isoformat(),

@@ -24,16 +24,15 @@ import datetime
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from gpu_timing import graph_time_ms, input_sets
+from results_summary import RESULTS, merge_summary
 
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops.mm_configs import device_key
 
-RESULTS = Path(__file__).parent / "results"
 LAYERS = {  # (N, K) of y = x W^T: qkv, o, gate_up, down
     "Llama-3-8B": {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)},
     "Llama-3-70B": {"qkv": (10240, 8192), "o": (8192, 8192), "gate_up": (57344, 8192), "down": (8192, 28672)},
@@ -200,13 +199,6 @@ def model_rows(layers: int) -> dict[str, float]:
     del model
     torch.cuda.empty_cache()
     return result
-
-
-def merge_summary(device: str, figures: dict) -> None:
-    path = RESULTS / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
-    summary.setdefault(device, {}).update(figures)
-    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
 
 
 def main() -> None:
