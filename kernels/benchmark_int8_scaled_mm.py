@@ -306,7 +306,7 @@ def main() -> None:
     plot(rows, args.out / f"{stem}.png", args.peak_tops, copy_gbs)
     print(f"\n{name}  copy {copy_gbs:.0f} GB/s  torch {torch.__version__}  triton {triton.__version__}")
     for key, value in summary.items():
-        print(f"  {key:<45} {value:8.3f}")
+        print(f"  {key:<45} {value:8.3f}" if isinstance(value, float) else f"  {key:<45} {value}")
 
 
 if __name__ == "__main__":

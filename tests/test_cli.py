@@ -39,3 +39,57 @@ def test_unknown_scheme_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["generate", "hi", "--scheme", "int4"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, argv, *expected):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    for text in expected:
+        assert text in err, err
+
+
+@pytest.mark.parametrize("command", ["generate", "quantize", "agreement"])
+def test_a_missing_model_path_is_one_line(capsys, tmp_path, command):
+    argv = {"generate": ["generate", "hi"], "quantize": ["quantize", "--output", str(tmp_path / "o")]}.get(
+        command, [command]
+    )
+    _one_line_error(capsys, [*argv, "--model", "/nonexistent/model"], "--model /nonexistent/model", "no such directory")
+
+
+def test_a_directory_that_is_not_a_model_is_one_line(capsys, tmp_path):
+    _one_line_error(capsys, ["generate", "hi", "--model", str(tmp_path)], "no config.json")
+    (tmp_path / "config.json").write_text("{not json")
+    _one_line_error(capsys, ["generate", "hi", "--model", str(tmp_path)], "not valid JSON")
+
+
+def test_bad_eval_configs_and_tasks_are_one_line(capsys, tmp_path):
+    pytest.importorskip("lm_eval")
+    _one_line_error(capsys, ["eval", "no-such-config"], "no eval config 'no-such-config'", "SmolLM2-135M-float")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model_name: [unclosed\n")
+    _one_line_error(capsys, ["eval", str(bad_yaml)], "not a valid eval config")
+    unknown_task = tmp_path / "task.yaml"
+    unknown_task.write_text("model_name: embedded\ntasks:\n  - name: no_such_task_anywhere\n    metrics: []\n")
+    _one_line_error(capsys, ["eval", str(unknown_task)], "unknown task 'no_such_task_anywhere'")
+
+
+def test_smoothquant_alpha_is_checked(capsys):
+    with pytest.raises(SystemExit):
+        main(["quantize", "--output", "x", "--smoothquant", "1.5"])
+    assert "alpha must lie in [0, 1]" in capsys.readouterr().err
+
+
+@needs_embedded
+def test_eval_is_quiet_and_ends_in_one_table(capfd):
+    """No library progress bars or log lines; our phase bars; a table with kernel, scheme, stderr, verdict."""
+    pytest.importorskip("lm_eval")
+    main(["eval", "SmolLM2-135M-W8A8-dynamic-asym", "--limit", "8", "--device", "cpu"])
+    out, err = capfd.readouterr()
+    assert "Running loglikelihood requests" not in out + err and "Converting and de-quantizing" not in out + err
+    assert "loading SmolLM2-135M-float" in err and "evaluating SmolLM2-135M-W8A8-dynamic-asym" in err
+    header = next(line for line in out.splitlines() if line.startswith("scheme"))
+    for column in ("kernel", "stderr", "float", "verdict"):
+        assert column in header
+    rows = [line for line in out.splitlines() if line.startswith("dynamic-asym")]
+    assert len(rows) == 2 and all(EXPECTED_KERNEL in row and ("PASS" in row or "FAIL" in row) for row in rows)

@@ -1,4 +1,4 @@
-"""The `vllm-int8` command: info, quantize, generate, eval, rocm-check. The default model is the embedded SmolLM2."""
+"""The `vllm-int8` command: info, quantize, agreement, generate, eval, rocm-check (default model: embedded SmolLM2)."""
 
 from __future__ import annotations
 
@@ -23,16 +23,45 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alpha(text: str) -> float | str | None:
+    """--smoothquant: an alpha in [0, 1], 'off', or 'default' (the scheme's default)."""
+    if text.lower() in ("off", "none"):
+        return None
+    if text == "default":
+        return text
+    try:
+        alpha = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an alpha in [0, 1] or 'off', got {text!r}") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise argparse.ArgumentTypeError(f"alpha must lie in [0, 1], got {alpha}")
+    return alpha
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     """Quantize a float model (default: the embedded SmolLM2) into a W8A8 compressed-tensors checkpoint."""
     from vllm_int8.models import load_float_model, quantize_model, save_checkpoint
     from vllm_int8.models.calibration import calibration_batches
+    from vllm_int8.models.smoothquant import default_alpha
 
     model, tokenizer = load_float_model(args.model)
-    batches = calibration_batches(tokenizer, args.calibration_batches) if args.scheme.startswith("static") else ()
-    config, tensors = quantize_model(model, args.scheme, batches, progress=True)
+    alpha = default_alpha(args.scheme) if args.smoothquant == "default" else args.smoothquant
+    calibrate = args.scheme.startswith("static") or alpha is not None
+    batches = calibration_batches(tokenizer, args.calibration_batches) if calibrate else ()
+    config, tensors = quantize_model(model, args.scheme, batches, progress=True, smoothquant=alpha)
     path = save_checkpoint(args.output, model.config, config, tensors, tokenizer, model.generation_config)
-    print(f"wrote {args.scheme} W8A8 checkpoint to {path}")
+    smoothing = f", SmoothQuant alpha {alpha}" if alpha is not None else ""
+    print(f"wrote {args.scheme} W8A8 checkpoint{smoothing} to {path}")
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    """Top-1 agreement and KL of a W8A8 scheme with the float model on held-out text (not calibration, not tasks)."""
+    from vllm_int8.eval.agreement import HELDOUT_SOURCE, measure_agreement
+
+    result = measure_agreement(args.model, args.scheme, args.smoothquant, args.batches, _device(args.device))
+    print(f"model: {args.model}  scheme: {args.scheme}  smoothquant: {result.alpha}  text: {HELDOUT_SOURCE}")
+    print(result.agreement)
     return 0
 
 
@@ -57,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run an lm-eval config (default: embedded SmolLM2 W8A8 dynamic-asym vs its float baseline)."""
     from vllm_int8.eval.runner import run_eval_command
 
-    return run_eval_command(args.config, args.limit, _device(args.device))
+    return run_eval_command(args.config, args.limit, _device(args.device), verbose=args.verbose)
 
 
 def cmd_rocm_check(args: argparse.Namespace) -> int:
@@ -97,7 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--scheme", default=DEFAULT_SCHEME, choices=schemes)
     quantize.add_argument("--calibration-batches", type=int, default=8, help="256-token batches (static schemes)")
     quantize.add_argument("--output", required=True, help="checkpoint directory to write")
+    smooth_help = "SmoothQuant alpha in [0, 1] or 'off' (default: on for static schemes, off for dynamic)"
+    quantize.add_argument("--smoothquant", type=_alpha, default="default", metavar="ALPHA", help=smooth_help)
     quantize.set_defaults(func=cmd_quantize)
+
+    agreement = sub.add_parser("agreement", help=cmd_agreement.__doc__)
+    agreement.add_argument("--model", default=DEFAULT_MODEL, help="'embedded' or a local float HF model directory")
+    agreement.add_argument("--scheme", default=DEFAULT_SCHEME, choices=schemes)
+    agreement.add_argument("--smoothquant", type=_alpha, default="default", metavar="ALPHA", help=smooth_help)
+    agreement.add_argument("--batches", type=int, default=16, help="256-token windows of held-out text")
+    agreement.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    agreement.set_defaults(func=cmd_agreement)
 
     generate = sub.add_parser("generate", help=cmd_generate.__doc__)
     generate.add_argument("prompt")
@@ -113,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("config", nargs="?", default=None, help="an lm-eval model config YAML (configs/)")
     evaluate.add_argument("--limit", type=int, default=None, help="override the config's limit")
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    evaluate.add_argument("--verbose", action="store_true", help="show the libraries' progress bars and log lines")
     evaluate.set_defaults(func=cmd_eval)
 
     rocm = sub.add_parser("rocm-check", help=cmd_rocm_check.__doc__)
@@ -124,8 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a command; a bad model path, config or task ends in one line on stderr and exit code 2."""
+    from vllm_int8.errors import UserInputError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UserInputError as error:
+        print(f"vllm-int8 {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ def build_lm(eval_config: dict, tp_size: int = 1, device: str = "auto"):
         model_args.update(scheme=eval_config.get("scheme", "dynamic-asym"), device=device, tp_size=tp_size)
         if "dtype" in eval_config:
             model_args["dtype"] = eval_config["dtype"]
+        if "smoothquant" in eval_config:
+            model_args["smoothquant"] = eval_config["smoothquant"]
         if "max_model_len" in eval_config:
             model_args["max_length"] = eval_config["max_model_len"]
     return get_model(backend)(**model_args)

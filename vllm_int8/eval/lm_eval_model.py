@@ -16,6 +16,15 @@ from lm_eval.models.huggingface import HFLM
 from vllm_int8.models.loading import describe_layers, load_model
 
 
+def _alpha_arg(value) -> float | str | None:
+    """lm-eval model_args arrive as strings: "default", "none"/"off", or a number."""
+    if value is None or value == "default":
+        return value
+    if str(value).lower() in ("none", "off"):
+        return None
+    return float(value)
+
+
 @register_model("vllm-int8")
 class VllmInt8LM(HFLM):
     def __init__(
@@ -27,6 +36,7 @@ class VllmInt8LM(HFLM):
         max_length: int | None = 2048,
         tp_size: int = 1,
         dtype: str | None = None,
+        smoothquant: float | str | None = "default",
         **kwargs,
     ):
         if int(tp_size) != 1:
@@ -36,9 +46,20 @@ class VllmInt8LM(HFLM):
         torch_dtype = getattr(torch, dtype, None) if dtype else None
         if dtype and not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"dtype must name a torch dtype such as float32 or bfloat16, got {dtype!r}")
-        model, tokenizer, layers = load_model(pretrained, scheme, device, progress=False, dtype=torch_dtype)
+        model, tokenizer, layers = load_model(
+            pretrained, scheme, device, progress=False, dtype=torch_dtype, smoothquant=_alpha_arg(smoothquant)
+        )
         self.scheme_name, self.kernel_name = describe_layers(layers)
         self.kernel_names = sorted({type(layer.kernel).__name__ for layer in layers.values()}) or ["torch (float)"]
         # Checkpoint linears served by int8 kernels (a fused q/k/v layer serves three).
         self.int8_modules = sum(len(getattr(layer, "shard_names", [name])) for name, layer in layers.items())
         super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, **kwargs)
+
+    # `vllm-int8 eval` sets a PhaseBar here: one tick per sequence scored, whatever lm-eval batches.
+    progress = None
+
+    def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels=None) -> torch.Tensor:
+        logits = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+        if self.progress is not None:
+            self.progress.tick(int(inps.shape[0]))
+        return logits

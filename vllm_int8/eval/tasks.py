@@ -1,4 +1,8 @@
-"""Local lm-eval tasks (configs/tasks/*.yaml) as task dicts with their data paths made absolute."""
+"""Local lm-eval tasks (vllm_int8/configs/tasks/*.yaml) as task dicts with their data paths made absolute.
+
+The configs ship inside the package (package data; `configs/` at the repository root links to
+them), so `vllm-int8 eval` finds them from any directory, installed or in a checkout.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ from pathlib import Path
 
 import yaml
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def configs_dir() -> Path:
-    """The repository's configs/ (next to the package in a source checkout), else ./configs."""
-    return REPO_CONFIGS if REPO_CONFIGS.is_dir() else Path.cwd() / "configs"
+    """The eval configs shipped with the package."""
+    return PACKAGE_CONFIGS
 
 
 def local_task(name: str, task_dir: Path | None = None) -> dict | str:

@@ -26,9 +26,12 @@ def quantize_in_place(
     calibration_batches: Iterable[torch.Tensor] = (),
     kernel: type[Int8ScaledMMLinearKernel] | None = None,
     progress: bool = False,
+    smoothquant: float | None = None,
 ) -> dict[str, Int8Linear]:
     """Quantize a float HF model and swap its linears for Int8Linear on our kernels, in memory."""
-    config, tensors = quantize_model(model, activation_scheme, calibration_batches, progress=progress)
+    config, tensors = quantize_model(
+        model, activation_scheme, calibration_batches, progress=progress, smoothquant=smoothquant
+    )
     layers = replace_linear_layers(model, config, kernel)
     load_quantized_state(model, layers, tensors)
     return layers

@@ -50,3 +50,20 @@ def calibration_batches(tokenizer, batches: int = 8, seq_len: int = 256) -> list
             break
     windows = [ids[i : i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len)][:batches]
     return [torch.tensor([w]) for w in windows]
+
+
+@torch.no_grad()
+def run_with_pre_hooks(model: torch.nn.Module, hooks: dict, batches: list, desc: str, progress: bool) -> None:
+    """Run the calibration batches through `model` with forward pre-hooks {module: hook} attached."""
+    from tqdm.auto import tqdm
+
+    if not batches:
+        raise ValueError("static schemes and SmoothQuant need calibration data: pass at least one batch of input ids")
+    handles = [module.register_forward_pre_hook(hook) for module, hook in hooks.items()]
+    try:
+        device = next(model.parameters()).device
+        for input_ids in tqdm(batches, desc=desc, disable=not progress):
+            model(input_ids=input_ids.to(device))
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -13,6 +13,7 @@ import torch
 from compressed_tensors.quantization import QuantizationConfig
 from safetensors.torch import load_file, save_file
 
+from vllm_int8.errors import UserInputError
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearKernel
 from vllm_int8.models.patching import load_quantized_state, replace_linear_layers
 from vllm_int8.models.scheme import config_to_dict, parse_quantization_config
@@ -46,7 +47,12 @@ def save_checkpoint(
 
 def is_w8a8_checkpoint(directory: str | Path) -> bool:
     config = Path(directory) / "config.json"
-    return config.is_file() and "quantization_config" in json.loads(config.read_text())
+    if not config.is_file():
+        return False
+    try:
+        return "quantization_config" in json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"--model {directory}: config.json is not valid JSON ({error})") from None
 
 
 def load_quantized_model(

@@ -30,6 +30,19 @@ def embedded_gguf() -> Path:
     return files[0]
 
 
+def check_model_directory(path: str) -> None:
+    """A local HF model directory, or a one-line error saying what is wrong (no hub lookups here)."""
+    from vllm_int8.errors import UserInputError
+
+    directory = Path(path)
+    if not directory.exists():
+        raise UserInputError(f"--model {path}: no such directory (pass 'embedded' or a local HF model directory)")
+    if not directory.is_dir():
+        raise UserInputError(f"--model {path}: not a directory (pass 'embedded' or a local HF model directory)")
+    if not (directory / "config.json").is_file():
+        raise UserInputError(f"--model {path}: no config.json inside, so not an HF model directory")
+
+
 def load_float_model(name_or_path: str = "embedded", dtype: torch.dtype = torch.float32, device: str = "cpu"):
     """(float HF causal LM, tokenizer) for the embedded GGUF or a local HF model directory."""
     import os
@@ -44,6 +57,7 @@ def load_float_model(name_or_path: str = "embedded", dtype: torch.dtype = torch.
         kwargs = {"gguf_file": gguf.name}
         name_or_path = str(gguf.parent)
     else:
+        check_model_directory(name_or_path)
         kwargs = {}
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **kwargs).to(device)

@@ -17,15 +17,18 @@ def load_model(
     device: str = "cpu",
     progress: bool = True,
     dtype: torch.dtype | None = None,
+    smoothquant: float | str | None = "default",
 ) -> tuple[torch.nn.Module, object, dict[str, Int8Linear]]:
     """(model, tokenizer, {name: Int8Linear}).
 
     `model`: "embedded" (SmolLM2 GGUF), a float HF model directory, or a W8A8 checkpoint directory
     (used as saved, `scheme` ignored). `scheme`: one of ACTIVATION_SCHEMES to quantize a float
-    model now (static schemes calibrate on the OS's license texts), or "float" for no quantization.
+    model now (static schemes are smoothed and calibrated on the OS's license texts), or "float" for no quantization.
+    `smoothquant`: a SmoothQuant alpha, None for none, or "default" (on for static schemes).
     """
     from vllm_int8.models import quantize_in_place
     from vllm_int8.models.calibration import calibration_batches
+    from vllm_int8.models.smoothquant import default_alpha
 
     if dtype is None:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -37,8 +40,9 @@ def load_model(
     float_model, tokenizer = load_float_model(model, dtype=dtype, device=device)
     if scheme == FLOAT:
         return float_model, tokenizer, {}
-    batches = calibration_batches(tokenizer) if scheme.startswith("static") else ()
-    layers = quantize_in_place(float_model, scheme, batches, progress=progress)
+    alpha = default_alpha(scheme) if smoothquant == "default" else smoothquant
+    batches = calibration_batches(tokenizer) if scheme.startswith("static") or alpha is not None else ()
+    layers = quantize_in_place(float_model, scheme, batches, progress=progress, smoothquant=alpha)
     return float_model, tokenizer, layers
 
 

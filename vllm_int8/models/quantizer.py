@@ -14,7 +14,9 @@ import torch
 from compressed_tensors.quantization import QuantizationConfig
 from tqdm.auto import tqdm
 
+from vllm_int8.models.calibration import run_with_pre_hooks
 from vllm_int8.models.scheme import layer_config, make_quantization_config, scheme_for
+from vllm_int8.models.smoothquant import smooth_model
 from vllm_int8.ops.reference import INT8_MAX, divide, dynamic_scale_and_azp, quantize_with
 
 
@@ -50,17 +52,7 @@ def observe_input_ranges(
 
         return record
 
-    handles = [module.register_forward_pre_hook(hook(name)) for name, module in layers.items()]
-    try:
-        batches = list(batches)
-        if not batches:
-            raise ValueError("static activation schemes need calibration data: pass at least one batch of input ids")
-        device = next(model.parameters()).device
-        for input_ids in tqdm(batches, desc="calibrating", disable=not progress):
-            model(input_ids=input_ids.to(device))
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_pre_hooks(model, {m: hook(n) for n, m in layers.items()}, list(batches), "calibrating", progress)
     return {name: (lo, hi) for name, (lo, hi) in ranges.items()}
 
 
@@ -71,14 +63,19 @@ def quantize_model(
     calibration_batches: Iterable[torch.Tensor] = (),
     ignore: tuple[str, ...] = ("lm_head",),
     progress: bool = False,
+    smoothquant: float | None = None,
 ) -> tuple[QuantizationConfig, dict[str, torch.Tensor]]:
     """(compressed-tensors config, the checkpoint's tensors by name) for a float HF model.
 
     The tensors hold every parameter of the model: targeted linears as int8 weight + scales,
-    everything else as it is (a tied lm_head is left to its embedding).
+    everything else as it is (a tied lm_head is left to its embedding). `smoothquant` (an alpha in
+    [0, 1]) first smooths `model` in place on the calibration batches (`vllm_int8.models.smoothquant`).
     """
     config = make_quantization_config(activation_scheme, ignore)
     layers = _targets(model, config)
+    calibration_batches = list(calibration_batches)  # read once to smooth, once to observe ranges
+    if smoothquant is not None:
+        smooth_model(model, calibration_batches, smoothquant, progress)
     scheme = layer_config(next(iter(config.config_groups.values())), "*")
     static, symmetric = scheme.is_static_input_scheme, scheme.input_symmetric
     ranges = observe_input_ranges(model, layers, calibration_batches, progress) if static else {}

@@ -14,6 +14,7 @@ import torch
 from compressed_tensors.quantization import QuantizationArgs, QuantizationConfig, QuantizationScheme
 from compressed_tensors.utils import is_match
 
+from vllm_int8.errors import UserInputError
 from vllm_int8.linear import Int8ScaledMMLinearLayerConfig
 from vllm_int8.linear.schemes import ACTIVATION_SCHEMES
 
@@ -21,7 +22,7 @@ from vllm_int8.linear.schemes import ACTIVATION_SCHEMES
 SUPPORTED_FORMATS = ("int-quantized", "naive-quantized")
 
 
-class UnsupportedSchemeError(ValueError):
+class UnsupportedSchemeError(UserInputError):
     """A quantization scheme this INT8 W8A8 plugin cannot run."""
 
 

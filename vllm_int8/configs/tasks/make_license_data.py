@@ -17,7 +17,7 @@ ROOT = Path("/usr/share/common-licenses")
 OUT = Path(__file__).parent / "data"
 DOC_WORDS = 180  # perplexity documents: consecutive paragraphs of about this many words
 NEXT_WORD_CONTEXT = 40  # next-word examples: this many words of context, then the word to predict
-NEXT_WORD_STRIDE = 23
+NEXT_WORD_STRIDE = 13  # 420 examples: one example moves accuracy by 0.24%
 
 
 def paragraphs(text: str) -> list[str]:

@@ -1,0 +1,108 @@
+"""Keep `vllm-int8 eval` readable: libraries' bars and chatter off, one bar of our own per phase."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+
+from tqdm.auto import tqdm
+
+# Loggers of the libraries an eval drives; their INFO and WARNING lines are hidden unless --verbose.
+CHATTY_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "evaluate", "accelerate", "huggingface_hub")
+# For libraries imported later (tqdm and datasets read these at import time).
+QUIET_ENV = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def _silent_tqdm(*args, **kwargs):
+    kwargs["disable"] = True
+    return tqdm(*args, **kwargs)
+
+
+def _silence_lm_eval_bars() -> list[tuple[object, object]]:
+    """lm-eval's modules call `tqdm(...)` by name: point those names at a disabled bar; returns what to undo."""
+    import sys
+
+    replaced = []
+    for name, module in list(sys.modules.items()):
+        bar = getattr(module, "tqdm", None)
+        if name.startswith("lm_eval") and bar is not None and not inspect.ismodule(bar):
+            replaced.append((module, module.tqdm))
+            module.tqdm = _silent_tqdm
+    return replaced
+
+
+def _disable_library_bars() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+@contextlib.contextmanager
+def quiet_libraries(verbose: bool = False) -> Iterator[None]:
+    """Within the block: library loggers at ERROR, their warnings and progress bars off (unless verbose)."""
+    if verbose:
+        yield
+        return
+    previous_env = {k: os.environ.get(k) for k in QUIET_ENV}
+    previous_levels = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
+    os.environ.update(QUIET_ENV)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import lm_eval.evaluator  # noqa: F401  (import lm-eval's modules now, so that their bars can be silenced)
+    import lm_eval.models.huggingface  # noqa: F401
+
+    _disable_library_bars()
+    replaced = _silence_lm_eval_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for module, original in replaced:
+            module.tqdm = original
+        for key, value in previous_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for name, level in previous_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+class PhaseBar:
+    """One bar per phase ("loading", "evaluating"), shown even while library bars are disabled."""
+
+    def __init__(self, description: str, unit: str = "batch"):
+        self.bar = tqdm(desc=description, unit=unit, disable=False, leave=True, dynamic_ncols=True)
+        self.start = time.perf_counter()
+
+    def tick(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def close(self) -> float:
+        """Ends the phase; returns its seconds."""
+        self.bar.close()
+        return time.perf_counter() - self.start
+
+
+@contextlib.contextmanager
+def phase(description: str, unit: str = "batch") -> Iterator[PhaseBar]:
+    bar = PhaseBar(description, unit)
+    try:
+        yield bar
+    finally:
+        bar.close()
