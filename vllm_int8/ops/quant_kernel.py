@@ -17,8 +17,8 @@ from vllm_int8.ops.reference import QUOTIENT_CLAMP
 # rows are read twice (statistics, then quantization), the second read mostly hitting cache.
 MAX_ONE_PASS_BLOCK = 32768
 MAX_ONE_PASS_BLOCK_LARGE_M = 8192  # for batches over ONE_PASS_LONG_ROWS_MAX_M rows (see _launch_shape)
-ONE_PASS_LONG_ROWS_MAX_M = 256
-TWO_PASS_BLOCK = 4096
+ONE_PASS_LONG_ROWS_MAX_M = 128
+TWO_PASS_BLOCK_MAX_K, TWO_PASS_BLOCK_SHORT, TWO_PASS_BLOCK_LONG, TWO_PASS_WARPS = 16384, 2048, 4096, 8
 MIN_PROGRAM_ELEMENTS = 4096
 _CLAMP = tl.constexpr(QUOTIENT_CLAMP)
 
@@ -130,13 +130,15 @@ def _launch_shape(k: int, m: int) -> tuple[bool, int, int, int]:
 
     Short rows are packed MIN_PROGRAM_ELEMENTS to a program, so that a program moves enough bytes
     to hide its latency. Long rows (down_proj: K = 14336, 18944, 28672) go in one pass only for
-    small batches, where latency rules (K=14336, M=16: 6.8 µs against 8.8); at M >= 4096 the
-    two-pass loop streams better (57-74% of copy bandwidth against 41-44%, H100, 2026-11-25),
-    since a whole long row in registers leaves one program per SM.
+    small batches, where latency rules (K=14336, M=16: 6.8 µs against 8.8); from M = 256 the
+    two-pass loop streams better, since a whole long row in registers leaves one program per SM.
+    Its block and warps: `kernels/sweep_quant.py`, H100, 2026-11-26 - 2048 elements and 8 warps for
+    K <= 16384 (K=14336, M=4096: 104 µs against 127 with 4096 and 16 warps), 4096 and 8 above.
     """
     block = triton.next_power_of_2(k)
     if block > (MAX_ONE_PASS_BLOCK if m <= ONE_PASS_LONG_ROWS_MAX_M else MAX_ONE_PASS_BLOCK_LARGE_M):
-        return False, 1, TWO_PASS_BLOCK, 16
+        two_pass_block = TWO_PASS_BLOCK_SHORT if k <= TWO_PASS_BLOCK_MAX_K else TWO_PASS_BLOCK_LONG
+        return False, 1, two_pass_block, TWO_PASS_WARPS
     rows = max(1, MIN_PROGRAM_ELEMENTS // block)
     return True, rows, block, max(1, min(16, rows * block // 512))
 

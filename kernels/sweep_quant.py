@@ -1,0 +1,66 @@
+"""Sweep the dynamic quant kernel's launch shapes (one/two pass, rows per program, block, warps) on a GPU.
+
+Each candidate's output is compared bit for bit with the shipped launch before it is timed
+(CUDA-graph replays over inputs rotated past L2). Prints GB/s and % of copy bandwidth.
+
+    python kernels/sweep_quant.py
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+from benchmark_int8_scaled_mm import copy_bandwidth_gbs
+from gpu_timing import graph_time_ms, input_sets
+
+from vllm_int8.ops.quant_kernel import _launch_shape, _scaled_int8_quant_kernel, launch_scaled_int8_quant
+
+CANDIDATES = [  # (one pass, rows per program, block, warps)
+    (False, 1, 4096, 16),
+    (False, 1, 2048, 8),
+    (False, 1, 8192, 16),
+    (False, 1, 4096, 8),
+    (True, 1, None, 16),
+    (True, 1, None, 32),
+    (True, 1, None, 8),
+]
+
+
+def launch(x, shape, symmetric=False):
+    one_pass, rows, block, warps = shape
+    m, k = x.shape
+    block = block or triton.next_power_of_2(k)
+    q = torch.empty_like(x, dtype=torch.int8)
+    scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
+    azp = torch.empty((m, 1), dtype=torch.int32, device=x.device)
+    _scaled_int8_quant_kernel[(triton.cdiv(m, rows),)](
+        x, q, scale, azp, m, k, x.stride(0), STATIC=False, SYMMETRIC=symmetric, ONE_PASS=one_pass, ROWS=rows,
+        BLOCK=block, num_warps=warps, enable_fp_fusion=False,
+    )  # fmt: skip
+    return q, scale, azp
+
+
+def main() -> None:
+    copy_gbs = copy_bandwidth_gbs()
+    print(f"copy {copy_gbs:.0f} GB/s")
+    for k in (4096, 14336, 28672):
+        for m in (1, 16, 256, 4096):
+            xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(input_sets(m * k * 3))]
+            shipped = _launch_shape(k, m)
+            ref = launch_scaled_int8_quant(xs[0], symmetric=False)
+            for shape in [shipped, *CANDIDATES]:
+                try:
+                    q, s, z = launch(xs[0], shape)
+                    ok = torch.equal(q, ref[0]) and torch.equal(s, ref[1]) and torch.equal(z, ref[2])
+                    ms = graph_time_ms([lambda x=x, sh=shape: launch(x, sh) for x in xs]) if ok else float("nan")
+                except Exception as e:  # noqa: BLE001 - a shape that cannot compile is a result
+                    ok, ms = f"error {type(e).__name__}", float("nan")
+                gbs = (m * k * 3 + m * 8) / ms / 1e6
+                tag = "shipped" if shape is shipped else ""
+                print(f"K={k:<6} M={m:<5} {str(shape):<28} {ms * 1e3:8.2f} us {gbs:7.0f} GB/s "
+                      f"{gbs / copy_gbs:5.0%} {ok} {tag}", flush=True)  # fmt: skip
+            del xs
+
+
+if __name__ == "__main__":
+    main()
