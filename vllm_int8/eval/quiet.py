@@ -23,14 +23,24 @@ def _silent_tqdm(*args, **kwargs):
     return tqdm(*args, **kwargs)
 
 
-def _silence_lm_eval_bars() -> list[tuple[object, object]]:
-    """lm-eval's modules call `tqdm(...)` by name: point those names at a disabled bar; returns what to undo."""
+# Modules that call `tqdm(...)` by name, whatever the libraries' own switches say.
+BAR_MODULES = ("lm_eval", "transformers.modeling_gguf_pytorch_utils")
+
+
+def _silence_bars() -> list[tuple[object, object]]:
+    """Point those modules' `tqdm` at a disabled bar; returns what to undo."""
+    import importlib
     import sys
 
+    for name in ("lm_eval.evaluator", "lm_eval.models.huggingface", *BAR_MODULES[1:]):
+        try:
+            importlib.import_module(name)  # import now, so that their bars can be silenced
+        except ImportError:
+            pass
     replaced = []
     for name, module in list(sys.modules.items()):
         bar = getattr(module, "tqdm", None)
-        if name.startswith("lm_eval") and bar is not None and not inspect.ismodule(bar):
+        if name.startswith(BAR_MODULES) and bar is not None and not inspect.ismodule(bar):
             replaced.append((module, module.tqdm))
             module.tqdm = _silent_tqdm
     return replaced
@@ -62,11 +72,8 @@ def quiet_libraries(verbose: bool = False) -> Iterator[None]:
     os.environ.update(QUIET_ENV)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    import lm_eval.evaluator  # noqa: F401  (import lm-eval's modules now, so that their bars can be silenced)
-    import lm_eval.models.huggingface  # noqa: F401
-
     _disable_library_bars()
-    replaced = _silence_lm_eval_bars()
+    replaced = _silence_bars()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

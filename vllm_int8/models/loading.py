@@ -23,8 +23,8 @@ def load_model(
 
     `model`: "embedded" (SmolLM2 GGUF), a float HF model directory, or a W8A8 checkpoint directory
     (used as saved, `scheme` ignored). `scheme`: one of ACTIVATION_SCHEMES to quantize a float
-    model now (static schemes are smoothed and calibrated on the OS's license texts), or "float" for no quantization.
-    `smoothquant`: a SmoothQuant alpha, None for none, or "default" (on for static schemes).
+    model now (smoothed, and for static schemes calibrated, on the OS's license texts), or "float" for no quantization.
+    `smoothquant`: a SmoothQuant alpha, None for none, or "default" (`smoothquant.DEFAULT_ALPHA`).
     """
     from vllm_int8.models import quantize_in_place
     from vllm_int8.models.calibration import calibration_batches
