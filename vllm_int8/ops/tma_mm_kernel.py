@@ -18,6 +18,7 @@ odd strides, transposed activations, the in-kernel quant (decode) modes - takes 
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
 import triton
@@ -145,8 +146,11 @@ def _sm_count(device_index: int) -> int:
 
 @functools.cache
 def tma_available(device: torch.device) -> bool:
-    """An NVIDIA GPU of compute capability >= 9.0 and a Triton with host tensor descriptors."""
+    """An NVIDIA GPU of compute capability >= 9.0 and a Triton with host tensor descriptors and
+    `tl.range(warp_specialize=...)` (both in Triton >= 3.4; older ones take the pointer kernel)."""
     if TensorDescriptor is None or device.type != "cuda" or torch.version.hip:
+        return False
+    if "warp_specialize" not in inspect.signature(tl.range.__init__).parameters:
         return False
     return torch.cuda.get_device_capability(device)[0] >= 9
 
