@@ -63,7 +63,10 @@ def _disable_library_bars() -> None:
 
 @contextlib.contextmanager
 def quiet_libraries(verbose: bool = False) -> Iterator[None]:
-    """Within the block: library loggers at ERROR, their warnings and progress bars off (unless verbose)."""
+    """Within the block: library loggers at ERROR, their warnings and progress bars off (unless verbose).
+
+    transformers' and datasets' own progress-bar switches stay off after it: the eval command ends there.
+    """
     if verbose:
         yield
         return
