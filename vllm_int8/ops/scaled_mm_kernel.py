@@ -22,6 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
+from vllm_int8.ops.epilogue import scaled_tile
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_block
 from vllm_int8.ops.split_k_workspace import arrival_counters
@@ -55,23 +56,10 @@ def _epilogue(
 
     scale_a: a scalar or one value per row ([BLOCK_M, 1]); azp: int32 per row ([BLOCK_M, 1]).
     """
+    out = scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL, HAS_BIAS,
+                      HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
     mask_m = offs_m < M
     mask_n = offs_n < N
-    if HAS_AZP_ADJ:
-        azp_adj = tl.load(azp_adj_ptr + offs_n, mask=mask_n, other=0)
-        if HAS_AZP:
-            acc -= azp * azp_adj[None, :]
-        else:  # static per-tensor: azp_adj already holds azp * column sums
-            acc -= azp_adj[None, :]
-
-    out = acc.to(tl.float32) * scale_a
-    if SCALE_B_PER_COL:
-        out = out * tl.load(scale_b_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
-    else:
-        out = out * tl.load(scale_b_ptr)
-    if HAS_BIAS:
-        out = out + tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-
     c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :]
     tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 

@@ -6,7 +6,7 @@ hardware zero-fills out-of-range rows and K), so the main loop has no address ma
 and the output leaves through a TMA store, optionally in two halves (epilogue subtiling) so the
 staging buffer takes half the shared memory and a deeper K pipeline fits.
 
-The epilogue is the pointer kernel's, bit for bit: `(acc - azp * azp_adj)` in int32, then
+The epilogue is the pointer kernel's (`epilogue.scaled_tile`, one definition): `(acc - azp * azp_adj)` in int32, then
 `* scale_a * scale_b + bias` in float32 (no FMA contraction), one rounding to the output dtype.
 
 TMA needs: an NVIDIA GPU of compute capability >= 9.0, Triton's host TensorDescriptor, 16-byte
@@ -24,6 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
+from vllm_int8.ops.epilogue import scaled_tile
 from vllm_int8.ops.mm_configs import MMConfig
 
 try:
@@ -35,7 +36,7 @@ TMA_ALIGN = 16  # bytes: base pointers and every stride but the last
 
 
 @triton.jit
-def _scaled_tile(
+def _tile_output(
     acc,
     offs_m,
     offs_n,
@@ -52,26 +53,18 @@ def _scaled_tile(
     HAS_AZP_ADJ: tl.constexpr,
     HAS_AZP: tl.constexpr,
 ):
-    """float32 `(acc - azp*azp_adj) * scale_a * scale_b + bias` of one int32 tile (the pointer kernel's order)."""
+    """The shared epilogue (`epilogue.scaled_tile`) with this tile's row scales and zero points loaded."""
     mask_m = offs_m < M
-    mask_n = offs_n < N
-    if HAS_AZP_ADJ:
-        azp_adj = tl.load(azp_adj_ptr + offs_n, mask=mask_n, other=0)
-        if HAS_AZP:
-            acc -= tl.load(azp_ptr + offs_m, mask=mask_m, other=0)[:, None] * azp_adj[None, :]
-        else:  # static per-tensor: azp_adj already holds azp * column sums
-            acc -= azp_adj[None, :]
     if SCALE_A_PER_ROW:
-        out = acc.to(tl.float32) * tl.load(scale_a_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
+        scale_a = tl.load(scale_a_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
     else:
-        out = acc.to(tl.float32) * tl.load(scale_a_ptr)
-    if SCALE_B_PER_COL:
-        out = out * tl.load(scale_b_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
+        scale_a = tl.load(scale_a_ptr)
+    if HAS_AZP:
+        azp = tl.load(azp_ptr + offs_m, mask=mask_m, other=0)[:, None]
     else:
-        out = out * tl.load(scale_b_ptr)
-    if HAS_BIAS:
-        out = out + tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    return out
+        azp = 0
+    return scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL, HAS_BIAS,
+                       HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
 
 
 @triton.jit(do_not_specialize=["M"])
@@ -121,18 +114,18 @@ def _tma_scaled_mm_kernel(
         if SUBTILE:  # two [BLOCK_M, BLOCK_N/2] halves: half the staging buffer for the TMA store
             HALF: tl.constexpr = BLOCK_N // 2
             left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, HALF)), (0, 2, 1)))
-            out = _scaled_tile(
+            out = _tile_output(
                 left, offs_m, off_n + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
                 azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
             )  # fmt: skip
             c_desc.store([off_m, off_n], out.to(c_desc.dtype))
-            out = _scaled_tile(
+            out = _tile_output(
                 right, offs_m, off_n + HALF + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr,
                 azp_adj_ptr, azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
             )  # fmt: skip
             c_desc.store([off_m, off_n + HALF], out.to(c_desc.dtype))
         else:
-            out = _scaled_tile(
+            out = _tile_output(
                 acc, offs_m, off_n + tl.arange(0, BLOCK_N), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
                 azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
             )  # fmt: skip
