@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from benchmark_int8_scaled_mm import int8_problem
 from gpu_timing import graph_time_ms, input_sets
 
 from vllm_int8.ops.mm_configs import MMConfig, select_config
@@ -49,25 +50,13 @@ DECODE = [
 ]
 
 
-def problem(m, n, k):
-    w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda").t()
-    return {
-        "a": torch.randint(-128, 128, (m, k), dtype=torch.int8, device="cuda"),
-        "w": w,
-        "sa": torch.rand(m, 1, device="cuda") * 1e-2,
-        "sb": torch.rand(n, 1, device="cuda") * 1e-2,
-        "bias": torch.randn(n, device="cuda", dtype=torch.bfloat16),
-        "azp": torch.randint(-128, 128, (m,), dtype=torch.int32, device="cuda"),
-        "adj": w.sum(0, dtype=torch.int32),
-    }
-
-
 def exact(cfg, m, n, k) -> str:
-    p = problem(m, n, k)
+    p = int8_problem(m, n, k)
+    args = (p["a"], p["w"], p["scale_a"], p["scale_b"], torch.float32, p["bias"], p["azp_adj"], p["azp"])
     try:
         with record_launches() as log:
-            out = launch_scaled_mm(p["a"], p["w"], p["sa"], p["sb"], torch.float32, p["bias"], p["adj"], p["azp"], cfg)
-        ref = torch_scaled_mm(p["a"], p["w"], p["sa"], p["sb"], torch.float32, p["bias"], p["adj"], p["azp"])
+            out = launch_scaled_mm(*args, cfg)
+        ref = torch_scaled_mm(*args)
     except Exception as e:  # noqa: BLE001 - a config that fails to compile is a result
         return f"error: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
     if cfg.tma and not log[-1][3].tma:
@@ -76,17 +65,17 @@ def exact(cfg, m, n, k) -> str:
 
 
 def time_cfg(cfg, m, n, k, symmetric=False) -> float:
-    sets = [problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
+    sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
     return graph_time_ms(
         [
             lambda p=p: launch_scaled_mm(
                 p["a"],
                 p["w"],
-                p["sa"],
-                p["sb"],
+                p["scale_a"],
+                p["scale_b"],
                 torch.bfloat16,
                 p["bias"],
-                None if symmetric else p["adj"],
+                None if symmetric else p["azp_adj"],
                 None if symmetric else p["azp"],
                 cfg,
             )  # fmt: skip
