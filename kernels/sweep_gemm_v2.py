@@ -21,7 +21,7 @@ from gpu_timing import graph_time_ms, input_sets
 
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.reference import torch_scaled_mm
-from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches
+from vllm_int8.ops.scaled_mm_kernel import launch_quant_scaled_mm, launch_scaled_mm, record_launches
 
 LLAMA8 = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)]
 QWEN7 = [(4608, 3584), (3584, 3584), (37888, 3584), (3584, 18944)]
@@ -48,6 +48,14 @@ DECODE = [
     MMConfig(16, 256, 128, 1, 8, 6, split_k=2),
     MMConfig(16, 128, 128, 1, 4, 8, split_k=4),
 ]
+# C^T = B^T A^T: the weight tile is the MMA's M side (wgmma on sm_90 from 64 rows).
+DECODE_SWAPPED = [
+    MMConfig(16, bn, bk, 1, warps, stages, split_k=split, swap_ab=1)
+    for bn, bk, warps, stages, split in [
+        (64, 256, 4, 5, 1), (128, 256, 4, 4, 1), (128, 128, 4, 6, 1), (256, 128, 8, 4, 1), (64, 512, 4, 4, 1),
+        (64, 256, 4, 6, 2), (128, 256, 4, 4, 2), (128, 128, 4, 8, 2), (128, 256, 4, 4, 4), (64, 128, 4, 8, 4),
+    ]
+]  # fmt: skip
 
 
 def exact(cfg, m, n, k) -> str:
@@ -64,8 +72,19 @@ def exact(cfg, m, n, k) -> str:
     return "exact" if torch.equal(out, ref) else f"WRONG max {(out - ref).abs().max().item():.3g}"
 
 
-def time_cfg(cfg, m, n, k, symmetric=False) -> float:
+def time_cfg(cfg, m, n, k, symmetric=False, fused=False) -> float:
     sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
+    if fused:  # the one-launch decode path: float rows quantized (dynamic asym) inside the GEMM
+        for p in sets:
+            p["x"] = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        return graph_time_ms(
+            [
+                lambda p=p: launch_quant_scaled_mm(
+                    p["x"], p["w"], p["scale_b"], torch.bfloat16, p["bias"], p["azp_adj"], None, None, False, cfg
+                )
+                for p in sets
+            ]
+        )
     return graph_time_ms(
         [
             lambda p=p: launch_scaled_mm(
@@ -105,7 +124,7 @@ def main() -> None:
     for n, k in shapes:
         for m in [int(v) for v in args.prefill_m.split(",") if v] + [int(v) for v in args.decode_m.split(",") if v]:
             shipped = select_config(m, n, k, torch.device("cuda"))
-            cands = [("shipped", shipped)] + [(str(c), c) for c in (TMA if m >= 128 else DECODE)]
+            cands = [("shipped", shipped)] + [(str(c), c) for c in (TMA if m >= 128 else DECODE + DECODE_SWAPPED)]
             base = bf16_ms(m, n, k)
             for name, cfg in cands:
                 key = dataclasses.replace(cfg, split_k=cfg.split_k)
@@ -113,11 +132,15 @@ def main() -> None:
                     checked[key] = exact(cfg, 200 if m >= 128 else 5, n, k)
                 status = checked[key]
                 ms = time_cfg(cfg, m, n, k) if status == "exact" else float("nan")
+                # M = 1 decodes on the one-launch path (quant_mm.fused_fits): time that too
+                fused_ms = time_cfg(cfg, m, n, k, fused=True) if status == "exact" and m == 1 else float("nan")
                 row = {"N": n, "K": k, "M": m, "config": name, "cfg": cfg.to_dict(), "status": status, "ms": ms,
-                       "tops": 2 * m * n * k / ms / 1e9, "weight_gbs": n * k / ms / 1e6, "bf16_ms": base}  # fmt: skip
+                       "tops": 2 * m * n * k / ms / 1e9, "weight_gbs": n * k / ms / 1e6, "bf16_ms": base,
+                       "fused_weight_gbs": n * k / fused_ms / 1e6}  # fmt: skip
                 rows.append(row)
                 print(f"{n:>6} {k:>6} {m:>5} {row['tops']:7.0f} TOPS {row['weight_gbs']:6.0f} GB/s "
-                      f"bf16 {2 * m * n * k / base / 1e9:5.0f} TFLOPS  {status:<10} {name}", flush=True)  # fmt: skip
+                      f"(one launch {row['fused_weight_gbs']:6.0f}) bf16 {2 * m * n * k / base / 1e9:5.0f} TFLOPS  "
+                      f"{status:<10} {name}", flush=True)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"sweep_gemm_v2_{args.shapes}.json").write_text(json.dumps(rows, indent=1))

@@ -1,4 +1,4 @@
-"""Sweep the dynamic quant kernel's launch shapes (one/two pass, rows per program, block, warps) on a GPU.
+"""Sweep the dynamic quant kernel's launch shapes (one/two pass, rows and programs per row, block, warps) on a GPU.
 
 Each candidate's output is compared bit for bit with the shipped launch before it is timed
 (CUDA-graph replays over inputs rotated past L2). Prints GB/s and % of copy bandwidth.
@@ -15,27 +15,28 @@ from gpu_timing import graph_time_ms, input_sets
 
 from vllm_int8.ops.quant_kernel import _launch_shape, _scaled_int8_quant_kernel, launch_scaled_int8_quant
 
-CANDIDATES = [  # (one pass, rows per program, block, warps)
-    (False, 1, 4096, 16),
-    (False, 1, 2048, 8),
-    (False, 1, 8192, 16),
-    (False, 1, 4096, 8),
-    (True, 1, None, 16),
-    (True, 1, None, 32),
-    (True, 1, None, 8),
+CANDIDATES = [  # (one pass, rows per program, block, warps, programs per row)
+    (False, 1, 4096, 16, 1),
+    (False, 1, 2048, 8, 1),
+    (False, 1, 4096, 8, 1),
+    (True, 1, None, 16, 1),
+    (True, 1, None, 8, 1),
 ]
+SMALL_M_CANDIDATES = [(True, 1, None, warps, split) for warps in (8, 16) for split in (2, 4, 8, 16)]
 
 
 def launch(x, shape, symmetric=False):
-    one_pass, rows, block, warps = shape
+    one_pass, rows, block, warps, split = shape
     m, k = x.shape
     block = block or triton.next_power_of_2(k)
+    if split > 1 and (not one_pass or block // split < 16):
+        raise ValueError("split needs one pass and a slice of at least 16")
     q = torch.empty_like(x, dtype=torch.int8)
     scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
     azp = torch.empty((m, 1), dtype=torch.int32, device=x.device)
-    _scaled_int8_quant_kernel[(triton.cdiv(m, rows),)](
+    _scaled_int8_quant_kernel[(triton.cdiv(m, rows), split)](
         x, q, scale, azp, m, k, x.stride(0), STATIC=False, SYMMETRIC=symmetric, ONE_PASS=one_pass, ROWS=rows,
-        BLOCK=block, num_warps=warps, enable_fp_fusion=False,
+        BLOCK=block, SPLIT=split, num_warps=warps, enable_fp_fusion=False,
     )  # fmt: skip
     return q, scale, azp
 
@@ -44,11 +45,11 @@ def main() -> None:
     copy_gbs = copy_bandwidth_gbs()
     print(f"copy {copy_gbs:.0f} GB/s")
     for k in (4096, 14336, 28672):
-        for m in (1, 16, 256, 4096):
+        for m in (1, 4, 16, 256, 4096):
             xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(input_sets(m * k * 3))]
             shipped = _launch_shape(k, m)
             ref = launch_scaled_int8_quant(xs[0], symmetric=False)
-            for shape in [shipped, *CANDIDATES]:
+            for shape in [shipped, *CANDIDATES, *(SMALL_M_CANDIDATES if m <= 16 else [])]:
                 try:
                     q, s, z = launch(xs[0], shape)
                     ok = torch.equal(q, ref[0]) and torch.equal(s, ref[1]) and torch.equal(z, ref[2])

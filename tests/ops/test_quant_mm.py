@@ -40,16 +40,16 @@ def two_launches(p, out_dtype):
     return out, (x_q, x_s, azp)
 
 
-@pytest.mark.parametrize("split_k", [1, 3])
+@pytest.mark.parametrize(("split_k", "swap_ab"), [(1, 0), (3, 0), (3, 1)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("shape", [(1, 33, 17), (3, 64, 48), (19, 100, 35)])
-def test_one_launch_equals_two_launches(shape, scheme, dtype, split_k, device):
+def test_one_launch_equals_two_launches(shape, scheme, dtype, split_k, swap_ab, device):
     from vllm_int8.ops.scaled_mm_kernel import launch_quant_scaled_mm
 
     m, k, n = shape
     p = layer_problem(scheme, m, k, n, dtype, True, True, device)
-    config = dataclasses.replace(SMALL_TILES, split_k=split_k)
+    config = dataclasses.replace(SMALL_TILES, split_k=split_k, swap_ab=swap_ab)
     fused = launch_quant_scaled_mm(**p, out_dtype=dtype, config=config)
     separate, (x_q, x_s, azp) = two_launches(p, dtype)
     assert torch.equal(fused, separate)

@@ -11,6 +11,8 @@ from vllm_int8.ops import MMConfig
 
 # Small tiles so a small problem still has several tiles, a K loop and masked edges in every direction.
 SMALL_TILES = MMConfig(block_m=16, block_n=16, block_k=32, group_m=2, num_warps=4, num_stages=2)
+# The same tiles computing C^T = B^T A^T (the decode configs' swap_ab), with and without split-K.
+SWAPPED_TILES = dataclasses.replace(SMALL_TILES, block_n=32, swap_ab=1)
 SHAPES = [(1, 33, 17), (19, 64, 48), (40, 100, 35)]  # (M, K, N): M = 1, ragged everything, even K
 SCHEMES = ["sym_tensor", "sym_token", "asym_token", "asym_static"]
 
@@ -56,7 +58,7 @@ def test_matches_float64(shape, scheme, layout, per_channel, with_bias, out_dtyp
     assert_within_rounding(out, ref, magnitude)
 
 
-@pytest.mark.parametrize("config", [None, SMALL_TILES], ids=["heuristic", "small_tiles"])
+@pytest.mark.parametrize("config", [None, SMALL_TILES, SWAPPED_TILES], ids=["heuristic", "small_tiles", "swap_ab"])
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("shape", SHAPES + [(70, 256, 40)])
 def test_integer_part_is_exact(shape, scheme, config, device):
@@ -72,15 +74,16 @@ def test_integer_part_is_exact(shape, scheme, config, device):
     assert torch.equal(out.double().cpu(), exact.cpu())
 
 
+@pytest.mark.parametrize("swap_ab", [0, 1])
 @pytest.mark.parametrize("split_k", [1, 4])
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_fp32_output_equals_the_torch_reference_bit_for_bit(scheme, split_k, device):
+def test_fp32_output_equals_the_torch_reference_bit_for_bit(scheme, split_k, swap_ab, device):
     """Same fp32 steps in the same order, no FMA contraction: the Triton epilogue is the reference's."""
     from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
 
     m, k, n = 9, 80, 24
     a, b, sa, sb, bias, azp_adj, azp = make_problem(scheme, m, k, n, "nk", True, True, torch.float32, device)
-    config = dataclasses.replace(SMALL_TILES, split_k=split_k)
+    config = dataclasses.replace(SMALL_TILES, split_k=split_k, swap_ab=swap_ab)
     out = launch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp, config=config)
     cpu = [None if t is None else t.cpu() for t in (a, b, sa, sb, bias, azp_adj, azp)]
     ref = ops.torch_scaled_mm(*cpu[:4], torch.float32, *cpu[4:])

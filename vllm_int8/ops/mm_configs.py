@@ -36,6 +36,9 @@ class MMConfig:
     tma: int = 0
     subtile: int = 0
     warp_specialize: int = 0
+    # Decode on the pointer kernel: compute C^T = B^T A^T, the weight tile as the MMA's M operand
+    # (Hopper's wgmma needs M >= 64; a 16-row activation tile would leave it on the older mma path).
+    swap_ab: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if v or k not in _OPTIONAL_FIELDS}
@@ -49,7 +52,7 @@ class MMConfig:
 
 
 _AMD_OPTIONS = ("waves_per_eu", "matrix_instr_nonkdim", "kpack")
-_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize")  # written only when set
+_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize", "swap_ab")  # written only when set
 
 
 def heuristic_config(m: int, n: int, k: int) -> MMConfig:

@@ -20,6 +20,10 @@ MAX_ONE_PASS_BLOCK_LARGE_M = 8192  # for batches over ONE_PASS_LONG_ROWS_MAX_M r
 ONE_PASS_LONG_ROWS_MAX_M = 128
 TWO_PASS_BLOCK_MAX_K, TWO_PASS_BLOCK_SHORT, TWO_PASS_BLOCK_LONG, TWO_PASS_WARPS = 16384, 2048, 4096, 8
 MIN_PROGRAM_ELEMENTS = 4096
+# Small batches of long rows: a row's quantization (an IEEE division per element) is spread over
+# SPLIT programs, each quantizing at least MIN_SLICE elements; every program reads the whole row for
+# its statistics (from L2 after the first), so M * SPLIT programs share the work of M.
+SPLIT_ROWS_MAX_M, SPLIT_TARGET_PROGRAMS, MIN_SLICE = 16, 64, 2048
 _CLAMP = tl.constexpr(QUOTIENT_CLAMP)
 
 
@@ -81,6 +85,7 @@ def _scaled_int8_quant_kernel(
     ONE_PASS: tl.constexpr,
     ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
+    SPLIT: tl.constexpr,
 ):
     if ONE_PASS:  # ROWS whole rows per program, each read once from memory into registers
         rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
@@ -93,10 +98,15 @@ def _scaled_int8_quant_kernel(
         else:
             hi, lo = block_stats(x, mask, 1)
             scale, azp = dynamic_scale_and_azp(hi, lo, SYMMETRIC)
-            tl.store(scale_ptr + rows, scale, mask=rows < M)
-            if not SYMMETRIC:
-                tl.store(azp_ptr + rows, azp.to(tl.int32), mask=rows < M)
+            if tl.program_id(1) == 0:  # with SPLIT > 1 every program of a row has its statistics
+                tl.store(scale_ptr + rows, scale, mask=rows < M)
+                if not SYMMETRIC:
+                    tl.store(azp_ptr + rows, azp.to(tl.int32), mask=rows < M)
             scale, azp = scale[:, None], azp[:, None]
+        if SPLIT > 1:  # quantize this program's slice of the rows only (re-read from cache)
+            offs = tl.program_id(1) * (BLOCK // SPLIT) + tl.arange(0, BLOCK // SPLIT)
+            mask = (rows < M)[:, None] & (offs < K)[None, :]
+            x = tl.load(x_ptr + rows[:, None] * stride_xm + offs[None, :], mask=mask, other=0.0).to(tl.float32)
         tl.store(q_ptr + rows[:, None] * K + offs[None, :], quantize_block(x, scale, azp), mask=mask)
     else:  # rows longer than registers hold: statistics first, then quantize (the re-read mostly hits L2)
         row = tl.program_id(0).to(tl.int64)
@@ -125,8 +135,8 @@ def _scaled_int8_quant_kernel(
             tl.store(q_row + start + offs, quantize_block(x, scale, azp), mask=mask)
 
 
-def _launch_shape(k: int, m: int) -> tuple[bool, int, int, int]:
-    """(one pass?, rows per program, block, warps) for m rows of k elements.
+def _launch_shape(k: int, m: int) -> tuple[bool, int, int, int, int]:
+    """(one pass?, rows per program, block, warps, programs per row) for m rows of k elements.
 
     Short rows are packed MIN_PROGRAM_ELEMENTS to a program, so that a program moves enough bytes
     to hide its latency. Long rows (down_proj: K = 14336, 18944, 28672) go in one pass only for
@@ -134,13 +144,18 @@ def _launch_shape(k: int, m: int) -> tuple[bool, int, int, int]:
     two-pass loop streams better, since a whole long row in registers leaves one program per SM.
     Its block and warps: `kernels/sweep_quant.py`, H100, 2026-11-26 - 2048 elements and 8 warps for
     K <= 16384 (K=14336, M=4096: 104 µs against 127 with 4096 and 16 warps), 4096 and 8 above.
+    Up to SPLIT_ROWS_MAX_M rows, a long row is quantized by several programs (one SM alone spent
+    ~10 µs dividing a 28672-element row).
     """
     block = triton.next_power_of_2(k)
     if block > (MAX_ONE_PASS_BLOCK if m <= ONE_PASS_LONG_ROWS_MAX_M else MAX_ONE_PASS_BLOCK_LARGE_M):
         two_pass_block = TWO_PASS_BLOCK_SHORT if k <= TWO_PASS_BLOCK_MAX_K else TWO_PASS_BLOCK_LONG
-        return False, 1, two_pass_block, TWO_PASS_WARPS
+        return False, 1, two_pass_block, TWO_PASS_WARPS, 1
     rows = max(1, MIN_PROGRAM_ELEMENTS // block)
-    return True, rows, block, max(1, min(16, rows * block // 512))
+    split = 1
+    if m <= SPLIT_ROWS_MAX_M:
+        split = max(1, min(block // MIN_SLICE, triton.next_power_of_2(SPLIT_TARGET_PROGRAMS // m)))
+    return True, rows, block, max(1, min(16, rows * block // 512)), split
 
 
 def launch_scaled_int8_quant(
@@ -170,8 +185,8 @@ def quant_launch_arguments(rows, q, scale, azp, static: bool, symmetric: bool):
     """(grid, positional arguments, constexprs and options) of one quant launch over rows [M, K]
     (the launcher runs exactly this; the ROCm compile gate calls it with meta tensors)."""
     m, k = rows.shape
-    one_pass, rows_per_program, block, warps = _launch_shape(k, m)
+    one_pass, rows_per_program, block, warps, split = _launch_shape(k, m)
     args = (rows, q, scale, scale if azp is None else azp, m, k, rows.stride(0))  # azp unread when symmetric
     constexprs = {"STATIC": static, "SYMMETRIC": symmetric, "ONE_PASS": one_pass, "ROWS": rows_per_program,
-                  "BLOCK": block, "num_warps": warps, "enable_fp_fusion": False}  # fmt: skip
-    return (triton.cdiv(m, rows_per_program),), args, constexprs
+                  "BLOCK": block, "SPLIT": split, "num_warps": warps, "enable_fp_fusion": False}  # fmt: skip
+    return (triton.cdiv(m, rows_per_program), split), args, constexprs

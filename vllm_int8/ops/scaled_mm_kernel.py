@@ -118,6 +118,7 @@ def _scaled_mm_kernel(
     A_MODE: tl.constexpr = 0,  # A_INT8 / A_QUANT_STATIC / A_QUANT_DYNAMIC
     SYMMETRIC: tl.constexpr = True,  # quantizing A: without a zero point
     A_ROWS: tl.constexpr = 0,  # quantizing A: rows to quantize per tile, 1 when M == 1 (else BLOCK_M)
+    SWAP_AB: tl.constexpr = False,  # decode: C^T = B^T A^T, so the weight fills the MMA's wide M side
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
     pid = tl.program_id(0)
@@ -161,7 +162,10 @@ def _scaled_mm_kernel(
         scale_a = tl.load(scale_a_ptr)
         azp_f = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)  # the static azp (folded in azp_adj)
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+    if SWAP_AB:
+        acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.int32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
     for k in range(k_first, k_last):
         if EVEN_K:
             a = tl.load(a_ptrs)
@@ -174,9 +178,14 @@ def _scaled_mm_kernel(
             a = quantize_block(a.to(tl.float32), scale_a, azp_f)
             if A_ROWS == 1:
                 a = tl.broadcast_to(a, (BLOCK_M, BLOCK_K))
-        acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+        if SWAP_AB:  # both operands stay K-major (what int8 MMAs need); only the roles change
+            acc_t = tl.dot(tl.trans(b), tl.trans(a), acc_t, out_dtype=tl.int32)
+        else:
+            acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
+    if SWAP_AB:
+        acc = tl.trans(acc_t)
 
     if SPLIT_K > 1:
         tile_elems: tl.constexpr = BLOCK_M * BLOCK_N
@@ -271,6 +280,7 @@ def kernel_constexprs(
         "A_MODE": a_mode,
         "SYMMETRIC": symmetric,
         "A_ROWS": 0 if a_mode == A_INT8 else (1 if m == 1 else cfg.block_m),
+        "SWAP_AB": bool(cfg.swap_ab),
         **cfg.compile_options(),
     }
     return (tiles, cfg.split_k), constexprs
@@ -342,7 +352,7 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
             _launch_log.append((m, n, a.shape[1], cfg))
         vectors = (flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp))
         return launch_tma_scaled_mm(a, weight, out, *vectors, cfg)
-    cfg = dataclasses.replace(cfg, tma=0, subtile=0, warp_specialize=0) if cfg.tma else cfg
+    cfg = dataclasses.replace(cfg, tma=0, subtile=0, warp_specialize=0) if cfg.tma else cfg  # the pointer kernel
     grid, args, constexprs = launch_arguments(
         a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg
     )
