@@ -28,11 +28,15 @@ from vllm_int8.ops.tma_mm_kernel import tma_available
 
 M_BUCKETS = [1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 SHARED_MEMORY_BYTES = 220 * 1024  # H100/H200 per-block limit is 227 KB
+# (block_n, block_k, warps, stages, split_k) of the swapped decode tiles (block_m 16)
+SWAPPED_DECODE = [(64, 256, 4, 5, 1), (64, 256, 4, 6, 2), (128, 256, 4, 4, 1), (256, 128, 8, 4, 1),
+                  (64, 512, 4, 4, 1), (64, 128, 4, 8, 4), (128, 256, 4, 4, 4), (64, 512, 4, 4, 2)]  # fmt: skip
 
 
 def new_candidates(m: int) -> list[MMConfig]:
-    """Only what GEMM v2 added (TMA tiles, split-K below one wave), for a re-tune against the shipped table."""
-    return [c for c in candidates(m) if c.tma or (m > 64 and c.split_k > 1)]
+    """Only what GEMM v2 added (TMA tiles, split-K below one wave, swapped decode tiles), for a
+    re-tune against the shipped table."""
+    return [c for c in candidates(m) if c.tma or c.swap_ab or (m > 64 and c.split_k > 1)]
 
 
 def candidates(m: int) -> list[MMConfig]:
@@ -58,6 +62,9 @@ def candidates(m: int) -> list[MMConfig]:
     elif m <= 512:  # too few output tiles for one wave: split K, exactly, in the same launch
         for bm, split in itertools.product([64, 128], [2, 4]):
             configs.append(MMConfig(bm, 128, 128, group_m=8, num_warps=8, num_stages=3, split_k=split))
+    if m <= 16:  # C^T = B^T A^T: the weight tile as the MMA's M side (kernels/sweep_gemm_v2.py)
+        for bn, bk, warps, stages, split in SWAPPED_DECODE:
+            configs.append(MMConfig(16, bn, bk, 1, warps, stages, split_k=split, swap_ab=1))
     if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
         configs += TMA_CANDIDATES
     return configs

@@ -97,3 +97,20 @@ def test_public_op_refuses_bad_arguments(device):
 def test_one_launch_only_for_one_token_while_rereads_stay_small():
     assert fused_fits(1, 2, 32, 1) and fused_fits(1, 2, 64, 4)
     assert not fused_fits(2, 2, 64, 1) and not fused_fits(16, 2, 32, 1) and not fused_fits(1, 4, 32, 4)
+
+
+@pytest.mark.parametrize("captured", [False, True])
+def test_one_token_takes_one_launch_eagerly_and_two_under_graph_capture(captured, monkeypatch, device):
+    """quant_mm's rule: the one-launch path saves host time, so only eager calls take it."""
+    from vllm_int8.ops import quant_mm, scaled_mm_kernel
+
+    launched = []
+    for name in ("launch_quant_scaled_mm", "launch_scaled_mm"):
+        real = getattr(scaled_mm_kernel, name)
+        monkeypatch.setattr(scaled_mm_kernel, name, lambda *a, _real=real, _name=name, **kw: (
+            launched.append(_name), _real(*a, **kw))[1])  # fmt: skip
+    monkeypatch.setattr(quant_mm, "capturing", lambda x: captured)
+    p = layer_problem("dynamic_asym", 1, 64, 48, torch.float32, True, True, device)
+    out = ops.quant_scaled_mm(**p, backend="triton")
+    assert launched == (["launch_scaled_mm"] if captured else ["launch_quant_scaled_mm"])
+    assert torch.equal(out, two_launches(p, torch.float32)[0])

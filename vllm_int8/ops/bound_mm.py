@@ -18,7 +18,7 @@ import collections
 
 import torch
 
-from vllm_int8.ops.quant_mm import fused_fits, quant_scaled_mm_impl
+from vllm_int8.ops.quant_mm import capturing, fused_fits, quant_scaled_mm_impl
 from vllm_int8.ops.split_k_workspace import arrival_counters
 
 MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
@@ -67,7 +67,7 @@ class BoundQuantScaledMM:
     def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
         if self._fast is None:
             self._fast, self.slow_reason = _fast_launch_available(x)
-        if self._fast:
+        if self._fast and not capturing(x):  # captured calls take two launches (quant_mm says why)
             key = (x.shape[0], x.dtype, out_dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(bias))
             plan = self._plans.get(key)
             if plan is not None:

@@ -4,7 +4,12 @@ One custom op instead of two halves the dispatcher crossings of an eager call, a
 Triton backend choose per call between two launches (the quant kernel, then the GEMM) and one
 (the GEMM quantizing its own rows: `launch_quant_scaled_mm`). The one-launch path re-reads each
 activation row in every program, so it is taken only for one-token decode and while those
-re-reads stay small next to the weight it streams (`FUSED_REREAD_LIMIT`).
+re-reads stay small next to the weight it streams (`FUSED_REREAD_LIMIT`), and only for eager
+calls: it saves a launch's host time, which is what an eager decode step is made of, but its
+programs wait for the row statistics before streaming the weight. Under CUDA-graph capture, where
+launches cost no host time, two launches are faster on the GPU (H100, 2026-11-26, Llama-3-8B
+decode shapes, M=1: the one-launch GEMM streamed 1198-2367 GB/s against 1383-2425 for the GEMM
+alone, and the quant kernel takes 2.4-3.7 µs: `kernels/results/sweep_decode_*.log`).
 """
 
 from __future__ import annotations
@@ -28,11 +33,16 @@ def fused_fits(m: int, elem_size: int, block_n: int, split_k: int) -> bool:
     return m == 1 and m * elem_size * split_k <= block_n * FUSED_REREAD_LIMIT
 
 
+def capturing(x: torch.Tensor) -> bool:
+    """Whether x's device is recording a CUDA graph now (then launches cost no host time)."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def _quant_scaled_mm_triton(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric):
     mm = triton_module("scaled_mm_kernel")
     m, k = x.shape
     cfg = mm.select_config(m, weight.shape[1], k, x.device)
-    if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):
+    if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k) and not capturing(x):
         args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric)
         return mm.launch_quant_scaled_mm(*args, config=cfg)
     quant = triton_module("quant_kernel")
