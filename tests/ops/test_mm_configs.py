@@ -56,7 +56,9 @@ def test_hopper_prefill_without_a_tuned_entry_takes_the_tma_kernel(monkeypatch):
     select_config.cache_clear()
     try:
         cuda = torch.device("cuda")
-        assert select_config(16, 3584, 3584, cuda) == heuristic_config(16, 3584, 3584)  # decode: pointer kernel
+        decode = select_config(16, 3584, 3584, cuda)  # decode: the pointer kernel's swapped tiles
+        assert decode.swap_ab and not decode.tma and decode.block_n == 64 and decode.split_k >= 1
+        assert select_config(17, 3584, 3584, cuda) == heuristic_config(17, 3584, 3584)
         assert select_config(128, 3584, 3584, cuda) == heuristic_config(128, 3584, 3584)
         assert select_config(4096, 37888, 3584, cuda) == mm_configs.HOPPER_WIDE
         assert select_config(1024, 3584, 3584, cuda) == mm_configs.HOPPER_WIDE  # 112 wide tiles: one wave
