@@ -11,6 +11,8 @@ from vllm_int8.models.smoothquant import (
     LLAMA_MAPPINGS,
     fold_smoothing,
     observe_channel_maxima,
+    parse_alpha,
+    resolve_alpha,
     smooth_groups,
     smooth_model,
     smoothing_scales,
@@ -102,3 +104,14 @@ def test_smoothed_static_checkpoint_is_plain_w8a8():
     assert not torch.equal(
         plain["model.layers.0.input_layernorm.weight"], smooth["model.layers.0.input_layernorm.weight"]
     )
+
+
+def test_alpha_settings_parse_and_resolve_per_scheme():
+    assert parse_alpha("0.5") == 0.5 and parse_alpha(0.8) == 0.8 and parse_alpha("default") == "default"
+    assert parse_alpha("off") is None and parse_alpha("None") is None and parse_alpha(None) is None
+    for bad, message in (("1.5", "must lie in"), ("-0.1", "must lie in"), ("high", "expected an alpha")):
+        with pytest.raises(ValueError, match=message):
+            parse_alpha(bad)
+    assert resolve_alpha("static-sym", "default") == resolve_alpha("static-asym", "default") == 0.8
+    assert resolve_alpha("dynamic-asym", "default") == resolve_alpha("dynamic-sym", "default") == 0.65
+    assert resolve_alpha("static-asym", 0.3) == 0.3 and resolve_alpha("static-asym", None) is None

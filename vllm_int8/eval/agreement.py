@@ -72,11 +72,11 @@ def measure_agreement(
 
     from vllm_int8.models import load_float_model, quantize_in_place
     from vllm_int8.models.calibration import calibration_batches
-    from vllm_int8.models.smoothquant import default_alpha
+    from vllm_int8.models.smoothquant import resolve_alpha
 
     reference, tokenizer = load_float_model(model, device=device)
     quantized = copy.deepcopy(reference)
-    alpha = default_alpha(scheme) if smoothquant == "default" else smoothquant
+    alpha = resolve_alpha(scheme, smoothquant)
     calibrate = scheme.startswith("static") or alpha is not None
     quantize_in_place(quantized, scheme, calibration_batches(tokenizer) if calibrate else (), smoothquant=alpha)
     return AgreementRun(alpha, compare_models(reference, quantized, heldout_batches(tokenizer, batches)))

@@ -14,15 +14,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from vllm_int8.models.loading import describe_layers, load_model
-
-
-def _alpha_arg(value) -> float | str | None:
-    """lm-eval model_args arrive as strings: "default", "none"/"off", or a number."""
-    if value is None or value == "default":
-        return value
-    if str(value).lower() in ("none", "off"):
-        return None
-    return float(value)
+from vllm_int8.models.smoothquant import parse_alpha
 
 
 @register_model("vllm-int8")
@@ -47,7 +39,7 @@ class VllmInt8LM(HFLM):
         if dtype and not isinstance(torch_dtype, torch.dtype):
             raise ValueError(f"dtype must name a torch dtype such as float32 or bfloat16, got {dtype!r}")
         model, tokenizer, layers = load_model(
-            pretrained, scheme, device, progress=False, dtype=torch_dtype, smoothquant=_alpha_arg(smoothquant)
+            pretrained, scheme, device, progress=False, dtype=torch_dtype, smoothquant=parse_alpha(smoothquant)
         )
         self.scheme_name, self.kernel_name = describe_layers(layers)
         self.kernel_names = sorted({type(layer.kernel).__name__ for layer in layers.values()}) or ["torch (float)"]

@@ -24,11 +24,11 @@ def load_model(
     `model`: "embedded" (SmolLM2 GGUF), a float HF model directory, or a W8A8 checkpoint directory
     (used as saved, `scheme` ignored). `scheme`: one of ACTIVATION_SCHEMES to quantize a float
     model now (smoothed, and for static schemes calibrated, on the OS's license texts), or "float" for no quantization.
-    `smoothquant`: a SmoothQuant alpha, None for none, or "default" (`smoothquant.DEFAULT_ALPHA`).
+    `smoothquant`: a SmoothQuant alpha, None for none, or "default" (`smoothquant.default_alpha`).
     """
     from vllm_int8.models import quantize_in_place
     from vllm_int8.models.calibration import calibration_batches
-    from vllm_int8.models.smoothquant import default_alpha
+    from vllm_int8.models.smoothquant import resolve_alpha
 
     if dtype is None:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -40,7 +40,7 @@ def load_model(
     float_model, tokenizer = load_float_model(model, dtype=dtype, device=device)
     if scheme == FLOAT:
         return float_model, tokenizer, {}
-    alpha = default_alpha(scheme) if smoothquant == "default" else smoothquant
+    alpha = resolve_alpha(scheme, smoothquant)
     batches = calibration_batches(tokenizer) if scheme.startswith("static") or alpha is not None else ()
     layers = quantize_in_place(float_model, scheme, batches, progress=progress, smoothquant=alpha)
     return float_model, tokenizer, layers
