@@ -114,3 +114,19 @@ def test_one_token_takes_one_launch_eagerly_and_two_under_graph_capture(captured
     out = ops.quant_scaled_mm(**p, backend="triton")
     assert launched == (["launch_scaled_mm"] if captured else ["launch_quant_scaled_mm"])
     assert torch.equal(out, two_launches(p, torch.float32)[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph capture needs a GPU")
+def test_capture_is_seen_on_capturing_streams_only():
+    from vllm_int8.ops.quant_mm import capturing
+
+    x = torch.ones(1, device="cuda")
+    assert not capturing(x) and not capturing(x.cpu())
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        assert not capturing(x)
+    graph, seen = torch.cuda.CUDAGraph(), []
+    with torch.cuda.graph(graph):
+        seen.append(capturing(x))
+        x.add_(1)
+    assert seen == [True]

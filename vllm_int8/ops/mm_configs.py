@@ -86,7 +86,8 @@ HOPPER_MIN_TMA_M = 256  # below it the pointer kernel's thin tiles (and split-K)
 HOPPER_SMS = 132
 # Decode (M <= 16) on sm_90: swapped 64-row weight tiles (wgmma). The H100 decode re-tune of
 # 2026-11-26 (kernels/results/tune_decode_swap_*.log) picked exactly this tile for 7 of the 16
-# Llama-3-8B/70B (shape, M) points, 1.01-1.17x faster than the generic heuristic there.
+# Llama-3-8B/70B (shape, M) points, 1.01-1.17x faster than the generic heuristic there, split K
+# only up to about one program per SM (split 2 for 64 tiles, none for 96 or more).
 HOPPER_DECODE = MMConfig(16, 64, 256, group_m=1, num_warps=4, num_stages=5, swap_ab=1)
 
 
@@ -94,7 +95,7 @@ def hopper_config(m: int, n: int, k: int) -> MMConfig:
     """Tiles for sm_90 shapes with no tuned entry: swapped decode tiles up to M = 16, the generic
     heuristic up to HOPPER_MIN_TMA_M, then the TMA prefill tile with the fewest weighted waves."""
     if m <= 16:
-        return replace(HOPPER_DECODE, split_k=heuristic_split_k(m, n, k, HOPPER_DECODE))
+        return replace(HOPPER_DECODE, split_k=heuristic_split_k(m, n, k, HOPPER_DECODE, target_programs=HOPPER_SMS))
     if m < HOPPER_MIN_TMA_M:
         return heuristic_config(m, n, k)
 
