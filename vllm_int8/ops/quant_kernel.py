@@ -24,7 +24,7 @@ MIN_PROGRAM_ELEMENTS = 4096
 # SPLIT programs (at most MAX_SPLIT), each quantizing at least MIN_SLICE elements; every program
 # reads the whole row for its statistics (from L2 after the first), so M * SPLIT programs share the
 # work of M. H100, 2026-11-26 (kernels/results/sweep_quant_*.log): K=28672, M=1: 10.0 -> 6.9 µs;
-# K=14336: 6.5 -> 3.3 µs; K=4096: 3.0 -> 2.4 µs.
+# K=14336: 6.5 -> 3.3 µs; K=4096: 3.1 -> 2.5 µs.
 SPLIT_ROWS_MAX_M, SPLIT_TARGET_PROGRAMS, MIN_SLICE, MAX_SPLIT = 16, 128, 512, 16
 _CLAMP = tl.constexpr(QUOTIENT_CLAMP)
 
