@@ -31,6 +31,7 @@ from gpu_timing import graph_time_ms, input_sets
 from results_summary import RESULTS, merge_summary
 
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
+from vllm_int8.ops.launch_overlap import pdl_enabled
 from vllm_int8.ops.mm_configs import device_key
 
 LAYERS = {  # (N, K) of y = x W^T: qkv, o, gate_up, down
@@ -234,12 +235,13 @@ def main() -> None:
             model_prefill_speedup=model["bf16_prefill_eager_2048_ms"] / model["int8_prefill_eager_2048_ms"],
         )
     RESULTS.mkdir(exist_ok=True)
-    full = {"device": device, "torch": torch.__version__, "rows": rows, "host_us": host, "quant": quant, "model": model,
-            **figures}  # fmt: skip
+    pdl = pdl_enabled(torch.device("cuda"))
+    full = {"device": device, "torch": torch.__version__, "pdl": pdl, "rows": rows, "host_us": host, "quant": quant,
+            "model": model, **figures}  # fmt: skip
     (RESULTS / f"layer_{device_key(device)}.json").write_text(json.dumps(full, indent=1) + "\n")
     if not args.quick:
         merge_summary(device, figures)
-    print(f"\n{device}  {figures['date']}")
+    print(f"\n{device}  {figures['date']}  PDL {'on' if pdl else 'off'}")
     for m, s in speedups.items():
         print(f"  Llama-3-8B layer linears, asym vs bf16, M={m:<5} {s:5.2f}x")
     for key, value in figures.items():

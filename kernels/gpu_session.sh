@@ -23,6 +23,7 @@ for step in "${@:-all}"; do
     quick-tests) python -m pytest -q -p no:cacheprovider -n 4 tests/ops/test_bound_mm.py tests/ops/test_rocm_check.py \
                    tests/linear tests/models 2>&1 | tee "$OUT/gpu_quick_tests.log" | tail -8 ;;
     stress) python kernels/stress_split_k.py --steps 300 2>&1 | tee "$OUT/stress_split_k.log" | tail -40 ;;
+    pdl) python kernels/sweep_pdl.py 2>&1 | grep -v Warning | tee "$OUT/sweep_pdl.log" ;;
     host) python kernels/profile_host.py --calls 2000 2>&1 | tee "$OUT/host_profile.log" | head -60 ;;
     layer) python kernels/benchmark_layer.py 2>&1 | tee "$OUT/benchmark_layer.log" | tail -40
            cp kernels/results/summary.json kernels/results/layer_*.json "$OUT/" ;;

@@ -5,6 +5,7 @@ import torch
 
 from tests.ops.test_quant_mm import SCHEMES, layer_problem
 from vllm_int8.ops.bound_mm import BoundQuantScaledMM
+from vllm_int8.ops.launch_overlap import pdl_forced
 from vllm_int8.ops.quant_mm import quant_scaled_mm_impl
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="plans replay compiled GPU kernels")
@@ -30,8 +31,14 @@ def test_bound_equals_ordinary_on_every_device(scheme, device):
 
 
 @needs_cuda
+@pytest.mark.parametrize("pdl", [True, False], ids=["pdl_where_supported", "no_pdl"])
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_plans_replay_exactly_and_follow_layout_changes(scheme):
+def test_plans_replay_exactly_and_follow_layout_changes(scheme, pdl):
+    with pdl_forced(pdl):  # a plan fills the constexprs a launch left out (no PDL ones without PDL)
+        plans_replay_exactly_and_follow_layout_changes(scheme)
+
+
+def plans_replay_exactly_and_follow_layout_changes(scheme):
     p = layer_problem(scheme, 1, 4096, 4096, torch.bfloat16, True, True, "cuda")
     bound = bound_for(p)
     wide = torch.randn(4, 4096 * 2 + 8, device="cuda", dtype=torch.bfloat16)

@@ -106,8 +106,9 @@ class BoundQuantScaledMM:
             x, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg
         )
         kernel = mm._scaled_mm_kernel[grid](*args, **constexprs)
-        names = mm._scaled_mm_kernel.arg_names
-        full = list(args) + [constexprs[name] for name in names[len(args) :]]
+        params = mm._scaled_mm_kernel.params
+        names = [param.name for param in params]  # constexprs a launch leaves out take their defaults
+        full = list(args) + [constexprs.get(param.name, param.default) for param in params[len(args) :]]
         if not hasattr(kernel, "run") or len(full) != len(names):  # not a CompiledKernel: launched, no plan
             self._fast, self.slow_reason = False, f"the launch returned {type(kernel).__name__}, not a compiled kernel"
             return None, out

@@ -11,6 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
+from vllm_int8.ops.launch_overlap import gdc_launch_dependents, gdc_wait, quant_pdl_options
 from vllm_int8.ops.reference import QUOTIENT_CLAMP
 
 # Rows up to this many elements are quantized from registers in one pass over memory; longer
@@ -88,7 +89,12 @@ def _scaled_int8_quant_kernel(
     ROWS: tl.constexpr,
     BLOCK: tl.constexpr,
     SPLIT: tl.constexpr,
+    PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
 ):
+    if PDL:  # before any load or store (launch_overlap.py)
+        if PDL == 2:  # the GEMM's programs may be placed while this kernel runs
+            gdc_launch_dependents()
+        gdc_wait()
     if ONE_PASS:  # ROWS whole rows per program, each read once from memory into registers
         rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
         offs = tl.arange(0, BLOCK)
@@ -189,6 +195,8 @@ def quant_launch_arguments(rows, q, scale, azp, static: bool, symmetric: bool):
     m, k = rows.shape
     one_pass, rows_per_program, block, warps, split = _launch_shape(k, m)
     args = (rows, q, scale, scale if azp is None else azp, m, k, rows.stride(0))  # azp unread when symmetric
+    grid = (triton.cdiv(m, rows_per_program), split)
     constexprs = {"STATIC": static, "SYMMETRIC": symmetric, "ONE_PASS": one_pass, "ROWS": rows_per_program,
-                  "BLOCK": block, "SPLIT": split, "num_warps": warps, "enable_fp_fusion": False}  # fmt: skip
-    return (triton.cdiv(m, rows_per_program), split), args, constexprs
+                  "BLOCK": block, "SPLIT": split, "num_warps": warps, "enable_fp_fusion": False,
+                  **quant_pdl_options(q.device, grid[0] * grid[1])}  # fmt: skip
+    return grid, args, constexprs

@@ -23,6 +23,7 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.epilogue import scaled_tile
+from vllm_int8.ops.launch_overlap import gdc_launch_dependents, gdc_wait, gemm_pdl_options
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_block
 from vllm_int8.ops.split_k_workspace import arrival_counters
@@ -119,6 +120,7 @@ def _scaled_mm_kernel(
     SYMMETRIC: tl.constexpr = True,  # quantizing A: without a zero point
     A_ROWS: tl.constexpr = 0,  # quantizing A: rows to quantize per tile, 1 when M == 1 (else BLOCK_M)
     SWAP_AB: tl.constexpr = False,  # decode: C^T = B^T A^T, so the weight fills the MMA's wide M side
+    PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
     pid = tl.program_id(0)
@@ -150,6 +152,11 @@ def _scaled_mm_kernel(
         a_rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, 1)
     a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
     b_ptrs = b_ptr + offs_k[:, None].to(tl.int64) * stride_bk + (offs_n % N)[None, :] * stride_bn
+
+    if PDL:  # nothing above touched memory; every load and store is below (launch_overlap.py)
+        if PDL == 2:
+            gdc_launch_dependents()
+        gdc_wait()
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
@@ -393,6 +400,7 @@ def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_a
         m, n, k, cfg, scale_a.numel() if a_mode == A_INT8 else 1, scale_b.numel(), bias is not None,
         azp_adj is not None, has_azp, a_mode, symmetric,
     )  # fmt: skip
+    constexprs.update(gemm_pdl_options(out.device, m))
     workspace = counters = None
     if cfg.split_k > 1:
         tiles = grid[0]

@@ -1,0 +1,94 @@
+"""Programmatic dependent launch (PDL): a kernel's programs start while the kernel before it ends.
+
+A decode step is a chain of short kernels (quant 2-4 µs, GEMM 10-50 µs on the H100), and each
+pays a fixed start: the launch, the programs' set-up. With PDL (Hopper and newer: PTX
+`griddepcontrol`, Triton's `launch_pdl=True`), the next kernel's programs may be placed before
+this one finishes; they wait in `gdc_wait()` until it has finished and its writes are visible.
+
+The rule every kernel launched here with PDL keeps: `gdc_wait()` comes before its first global
+load and its first store (nothing before it touches memory), so it behaves as if launched
+after the previous kernel completed. Kernels launched without PDL (every torch kernel) wait for
+completion as always; a PDL kernel after one of them simply starts when it ends.
+
+`gdc_launch_dependents()` ("early trigger") lets the next kernel's programs be placed at once,
+not when this kernel's programs exit. Measured on the H100 (2026-11-26, one Llama-3-8B layer's
+four linears chained under CUDA graphs, `kernels/results/pdl_*.log`): early-placed GEMM programs
+help when the quant kernel before them occupies few SMs (M=1: 8 programs; M=64: 64) and hurt when
+it occupies nearly all (M=16: 128 programs of 8 warps; the GEMM's programs then crowd onto the
+SMs left free: o_proj 13.2 -> 15.7 µs). A decode GEMM's early trigger helped (M <= 64); at M=256
+it cost 7%. Hence: the quant kernel triggers early while its grid covers at most half the SMs,
+the GEMM while M <= 64; otherwise both only wait. A prefetch of the GEMM's first weight lines
+into L2 before its wait helped o_proj at M=1 (11.8 -> 10.7 µs) and lost on gate_up and on the
+chained layer, so there is none.
+
+Off on ROCm, before Hopper, under the interpreter (it has no inline assembly), or with
+`VLLM_INT8_PDL=0`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+
+import torch
+
+try:
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+except ImportError:  # Triton < 3.3: no grid dependency control, so no PDL (the kernels keep PDL=0)
+    gdc_launch_dependents = gdc_wait = None
+
+PDL_ENV = "VLLM_INT8_PDL"
+PDL_WAIT, PDL_EARLY = 1, 2  # the kernels' PDL constexpr: wait only, or also trigger the next kernel early
+GEMM_EARLY_MAX_M = 64
+QUANT_EARLY_MAX_SM_FRACTION = 0.5
+
+_forced: bool | None = None
+
+
+@functools.cache
+def _device_supports(index: int) -> bool:
+    if gdc_wait is None or torch.version.hip or os.environ.get("TRITON_INTERPRET") == "1":
+        return False
+    if os.environ.get(PDL_ENV, "1") == "0":
+        return False
+    return torch.cuda.get_device_capability(index)[0] >= 9
+
+
+@functools.cache
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def pdl_enabled(device: torch.device) -> bool:
+    """Whether launches on `device` use PDL."""
+    if device.type != "cuda" or not _device_supports(device.index if device.index is not None else 0):
+        return False
+    return True if _forced is None else _forced
+
+
+@contextlib.contextmanager
+def pdl_forced(enabled: bool) -> Iterator[None]:
+    """Turn PDL off (or back on where the device supports it) inside the block: tests and sweeps."""
+    global _forced
+    previous, _forced = _forced, enabled
+    try:
+        yield
+    finally:
+        _forced = previous
+
+
+def quant_pdl_options(device: torch.device, programs: int) -> dict[str, int | bool]:
+    """The quant kernel's PDL constexpr and launch option (empty where PDL is off)."""
+    if not pdl_enabled(device):
+        return {}
+    early = programs <= QUANT_EARLY_MAX_SM_FRACTION * _sm_count(device.index if device.index is not None else 0)
+    return {"PDL": PDL_EARLY if early else PDL_WAIT, "launch_pdl": True}
+
+
+def gemm_pdl_options(device: torch.device, m: int) -> dict[str, int | bool]:
+    """The GEMM's PDL constexpr and launch option (empty where PDL is off)."""
+    if not pdl_enabled(device):
+        return {}
+    return {"PDL": PDL_EARLY if m <= GEMM_EARLY_MAX_M else PDL_WAIT, "launch_pdl": True}
