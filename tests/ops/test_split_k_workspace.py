@@ -94,3 +94,20 @@ def test_two_streams_at_once_use_their_own_counters():
     for (_, exact), out in zip(problems, outs):
         assert all(torch.equal(o.double().cpu(), exact) for o in out)
     assert_counters_clean()
+
+
+def test_eager_calls_never_ask_cuda_about_capture(monkeypatch, device):
+    """On the legacy default stream `cudaStreamIsCapturing` synchronizes with the device, so eager
+    split-K launches (every decode GEMM with split_k > 1) must not call it."""
+
+    def asked():
+        raise AssertionError("torch.cuda.is_current_stream_capturing() called on an eager launch")
+
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", asked)
+    a, b, sa, sb, _, azp_adj, azp = make_problem("asym_token", 3, 256, 40, "nk", True, False, torch.float32, device)
+    out = launch_scaled_mm(
+        a, b, sa, sb, torch.float32, None, azp_adj, azp, config=dataclasses.replace(SMALL_TILES, split_k=4)
+    )
+    assert not split_k_workspace.is_capturing(torch.device(device))
+    ref, _ = scaled_mm_float64(a, b, sa, sb, None, azp_adj, azp)
+    assert torch.allclose(out.double().cpu(), ref.cpu(), rtol=1e-5, atol=1e-6)
