@@ -111,3 +111,12 @@ def test_eager_calls_never_ask_cuda_about_capture(monkeypatch, device):
     assert not split_k_workspace.is_capturing(torch.device(device))
     ref, _ = scaled_mm_float64(a, b, sa, sb, None, azp_adj, azp)
     assert torch.allclose(out.double().cpu(), ref.cpu(), rtol=1e-5, atol=1e-6)
+
+
+@needs_cuda
+def test_current_raw_stream_is_the_current_stream():
+    device = torch.device("cuda", torch.cuda.current_device())
+    assert split_k_workspace.current_raw_stream(device) == torch.cuda.current_stream().cuda_stream
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        assert split_k_workspace.current_raw_stream(torch.device("cuda")) == side.cuda_stream != 0
