@@ -3,7 +3,7 @@
 Each candidate's output is compared bit for bit with the shipped launch before it is timed
 (CUDA-graph replays over inputs rotated past L2). Prints GB/s and % of copy bandwidth.
 
-    python kernels/sweep_quant.py
+    python kernels/sweep_quant.py [--m 1,4,16,256,4096] [--k 4096,14336,28672]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ CANDIDATES = [  # (one pass, rows per program, block, warps, programs per row)
     (True, 1, None, 8, 1),
 ]
 SMALL_M_CANDIDATES = [(True, 1, None, warps, split) for warps in (8, 16) for split in (2, 4, 8, 16)]
+SPLIT_MAX_M = 512  # split candidates are tried up to this M
 
 
 def launch(x, shape, symmetric=False):
@@ -42,14 +43,27 @@ def launch(x, shape, symmetric=False):
 
 
 def main() -> None:
+    import argparse
+
+    from vllm_int8.ops.launch_overlap import pdl_forced
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--m", default="1,4,16,256,4096", help="comma-separated M values")
+    parser.add_argument("--k", default="4096,14336,28672", help="comma-separated K values")
+    args = parser.parse_args()
     copy_gbs = copy_bandwidth_gbs()
     print(f"copy {copy_gbs:.0f} GB/s")
-    for k in (4096, 14336, 28672):
-        for m in (1, 4, 16, 256, 4096):
+    with pdl_forced(False):  # every candidate launched alike (the sweep's own launches have no PDL)
+        sweep([int(v) for v in args.k.split(",")], [int(v) for v in args.m.split(",")], copy_gbs)
+
+
+def sweep(k_values: list[int], m_values: list[int], copy_gbs: float) -> None:
+    for k in k_values:
+        for m in m_values:
             xs = [torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for _ in range(input_sets(m * k * 3))]
             shipped = _launch_shape(k, m)
             ref = launch_scaled_int8_quant(xs[0], symmetric=False)
-            for shape in [shipped, *CANDIDATES, *(SMALL_M_CANDIDATES if m <= 16 else [])]:
+            for shape in [shipped, *CANDIDATES, *(SMALL_M_CANDIDATES if m <= SPLIT_MAX_M else [])]:
                 try:
                     q, s, z = launch(xs[0], shape)
                     ok = torch.equal(q, ref[0]) and torch.equal(s, ref[1]) and torch.equal(z, ref[2])

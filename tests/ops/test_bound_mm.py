@@ -73,3 +73,20 @@ def test_plans_under_graph_capture():
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(out, expected)
+
+
+@needs_cuda
+def test_plans_follow_swapped_parameter_storage():
+    """Plans pass device addresses, re-read per call: a weight or scale whose storage is swapped
+    (`param.data = ...`, as `Module.to` does) after a plan was made must not leave a stale pointer."""
+    p = layer_problem("dynamic_asym", 1, 512, 256, torch.bfloat16, True, True, "cuda")
+    bound = bound_for(p)
+    x = torch.randn(1, 512, device="cuda", dtype=torch.bfloat16)
+    bound(x, torch.bfloat16, p["bias"])  # makes the plan
+    new_weight = torch.randint(-128, 128, (256, 512), dtype=torch.int8, device="cuda").t()
+    bound.weight.data = new_weight
+    bound.azp_adj.data = new_weight.sum(0, dtype=torch.int32)
+    bound.scale_b.data = bound.scale_b.data * 2
+    p.update(weight=new_weight, azp_adj=bound.azp_adj, scale_b=bound.scale_b)
+    assert torch.equal(bound(x, torch.bfloat16, p["bias"]), ordinary(p, x, p["bias"], torch.bfloat16))
+    assert len(bound._plans) == 1

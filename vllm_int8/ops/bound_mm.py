@@ -25,26 +25,50 @@ MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
 
 
 class _Plan:
-    """One compiled launch and its argument list, replayed with new activation/output tensors."""
+    """One compiled launch and its argument list, replayed with new activation/output tensors.
 
-    __slots__ = ("kernel", "grid", "args", "n", "out_dtype", "split_k", "workspace_elems", "tiles", "stream_of")
+    Tensors go to Triton's launcher as device addresses: for a tensor argument it calls
+    `data_ptr()` and asks the driver about the pointer (`cuPointerGetAttribute`), ten times a
+    launch; an int it takes as it is. The activation was checked to be on the weight's device and
+    the output and workspace are allocated there. The weight-side tensors (the layer's own, not
+    views of them) stay held here and their addresses are re-read per call, so a parameter whose
+    storage was swapped for one of the same layout (`.data = ...`, `Module.to`) is followed.
+    Launch hooks (a profiler) get the ordinary tensor arguments; Triton 3.6's empty hook chains
+    are passed as no hooks, as a launch without them.
+    """
+
+    __slots__ = ("kernel", "grid", "args", "held", "n", "out_dtype", "split_k", "workspace_elems", "tiles",
+                 "stream_of")  # fmt: skip
 
     def __init__(self, kernel, grid, args, n, out_dtype, cfg, stream_of):
-        self.kernel, self.grid, self.args, self.n, self.out_dtype = kernel, grid, list(args), n, out_dtype
+        self.kernel, self.grid, self.n, self.out_dtype = kernel, grid, n, out_dtype
+        self.held = [(i, a) for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        self.args = [None if isinstance(a, torch.Tensor) else a for a in args]  # tensors: per call
         self.split_k, self.tiles = cfg.split_k, grid[0]
         self.workspace_elems = grid[0] * cfg.split_k * cfg.block_m * cfg.block_n
         self.stream_of = stream_of
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.empty((x.shape[0], self.n), dtype=self.out_dtype, device=x.device)
-        args = self.args.copy()  # a copy per call: two threads may replay one plan at once
-        args[0], args[2] = x, out
-        if self.split_k > 1:
-            args[8] = torch.empty(self.workspace_elems, dtype=torch.int32, device=x.device)
-            args[9] = arrival_counters(x.device, self.tiles)
         kernel, stream, runtime = self.kernel, self.stream_of(x.device.index), _knobs.runtime
         enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook  # as JITFunction.run passes them
-        metadata = None if enter is None else kernel.launch_metadata((*self.grid, 1), stream, *args)
+        if not getattr(enter, "calls", True) and not getattr(leave, "calls", True):
+            enter = leave = None
+        args = self.args.copy()  # a copy per call: two threads may replay one plan at once
+        for i, tensor in self.held:
+            args[i] = tensor if enter is not None else tensor.data_ptr()
+        workspace = counters = None
+        if self.split_k > 1:
+            workspace = torch.empty(self.workspace_elems, dtype=torch.int32, device=x.device)
+            counters = arrival_counters(x.device, self.tiles)
+        if enter is None:
+            args[0], args[2] = x.data_ptr(), out.data_ptr()
+            if workspace is not None:
+                args[8], args[9] = workspace.data_ptr(), counters.data_ptr()
+            metadata = None
+        else:
+            args[0], args[2], args[8], args[9] = x, out, workspace, counters
+            metadata = kernel.launch_metadata((*self.grid, 1), stream, *args)
         kernel.run(*self.grid, 1, stream, kernel.function, kernel.packed_metadata, metadata, enter, leave, *args)
         return out
 
@@ -114,8 +138,15 @@ class BoundQuantScaledMM:
             return None, out
         from triton.runtime import driver
 
+        full[0] = full[2] = full[8] = full[9] = None  # per call: activation, output, split-K buffers
+        # The launch got 1-D views of the vectors (`flat_contiguous`); the plan holds the tensors
+        # they view, whose storage a `.data` swap replaces, or makes no plan where a view was a copy.
+        for i, source in ((1, self.weight), (3, scale_a), (4, self.scale_b), (5, bias), (6, self.azp_adj), (7, azp)):
+            if full[i] is not None:
+                if source.data_ptr() != full[i].data_ptr():
+                    return None, out
+                full[i] = source
         plan = _Plan(kernel, (grid[0], grid[1]), full, n, out_dtype, cfg, driver.active.get_current_stream)
-        plan.args[0] = plan.args[2] = plan.args[8] = plan.args[9] = None
         return plan, out
 
 
