@@ -12,14 +12,14 @@ completion as always; a PDL kernel after one of them simply starts when it ends.
 
 `gdc_launch_dependents()` ("early trigger") lets the next kernel's programs be placed at once,
 not when this kernel's programs exit. Measured on the H100 (2026-11-26, one Llama-3-8B layer's
-four linears chained under CUDA graphs, `kernels/results/pdl_*.log`): early-placed GEMM programs
-help when the quant kernel before them occupies few SMs (M=1: 8 programs; M=64: 64) and hurt when
-it occupies nearly all (M=16: 128 programs of 8 warps; the GEMM's programs then crowd onto the
-SMs left free: o_proj 13.2 -> 15.7 µs). A decode GEMM's early trigger helped (M <= 64); at M=256
-it cost 7%. Hence: the quant kernel triggers early while its grid covers at most half the SMs,
-the GEMM while M <= 64; otherwise both only wait. A prefetch of the GEMM's first weight lines
-into L2 before its wait helped o_proj at M=1 (11.8 -> 10.7 µs) and lost on gate_up and on the
-chained layer, so there is none.
+four linears chained under CUDA graphs: `kernels/sweep_pdl.py`, its log in `kernels/results/`):
+early-placed GEMM programs help when the quant kernel before them occupies few SMs (M=1: 8
+programs; M=64: 64) and hurt when it occupies nearly all (M=16: 128 programs of 8 warps; the
+GEMM's programs then crowd onto the SMs left free: o_proj 13.2 -> 15.7 µs). A decode GEMM's
+early trigger helped (M <= 64); at M=256 it cost 7%. Hence: the quant kernel triggers early while
+its grid covers at most half the SMs, the GEMM while M <= 64; otherwise both only wait. A prefetch
+of the GEMM's first weight lines into L2 before its wait (tried, not kept) helped o_proj at M=1
+(11.8 -> 10.7 µs) and lost on gate_up and on the chained layer, so there is none.
 
 Off on ROCm, before Hopper, under the interpreter (it has no inline assembly), or with
 `VLLM_INT8_PDL=0`.
