@@ -52,9 +52,8 @@ def pdl_paths(request, monkeypatch, device):
     stand_ins = StandIns()
     monkeypatch.setattr(scaled_mm_kernel, "gemm_pdl_options", lambda device, m: {"PDL": request.param})
     monkeypatch.setattr(quant_kernel, "quant_pdl_options", lambda device, programs: {"PDL": request.param})
-    for module in (scaled_mm_kernel, quant_kernel):
-        monkeypatch.setattr(module, "gdc_wait", stand_ins.wait)
-        monkeypatch.setattr(module, "gdc_launch_dependents", stand_ins.launch_dependents)
+    monkeypatch.setattr(launch_overlap, "gdc_wait", stand_ins.wait)
+    monkeypatch.setattr(launch_overlap, "gdc_launch_dependents", stand_ins.launch_dependents)
     stand_ins.level = request.param
     yield stand_ins
 

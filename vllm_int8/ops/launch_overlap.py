@@ -33,6 +33,8 @@ import os
 from collections.abc import Iterator
 
 import torch
+import triton
+import triton.language as tl
 
 try:
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -41,10 +43,25 @@ except ImportError:  # Triton < 3.3: no grid dependency control, so no PDL (the 
 
 PDL_ENV = "VLLM_INT8_PDL"
 PDL_WAIT, PDL_EARLY = 1, 2  # the kernels' PDL constexpr: wait only, or also trigger the next kernel early
+_EARLY = tl.constexpr(PDL_EARLY)
 GEMM_EARLY_MAX_M = 64
 QUANT_EARLY_MAX_SM_FRACTION = 0.5
 
 _forced: bool | None = None
+
+
+@triton.jit
+def wait_for_previous_kernel(PDL: tl.constexpr):
+    """A PDL-launched kernel's first step, before any load or store: with PDL_EARLY let the next
+    kernel's programs be placed now, then wait until the previous kernel has finished."""
+    if PDL:
+        if PDL == _EARLY:
+            gdc_launch_dependents()
+        gdc_wait()
+
+
+def _index(device: torch.device) -> int:
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 @functools.cache
@@ -63,7 +80,7 @@ def _sm_count(index: int) -> int:
 
 def pdl_enabled(device: torch.device) -> bool:
     """Whether launches on `device` use PDL."""
-    if device.type != "cuda" or not _device_supports(device.index if device.index is not None else 0):
+    if device.type != "cuda" or not _device_supports(_index(device)):
         return False
     return True if _forced is None else _forced
 
@@ -83,7 +100,7 @@ def quant_pdl_options(device: torch.device, programs: int) -> dict[str, int | bo
     """The quant kernel's PDL constexpr and launch option (empty where PDL is off)."""
     if not pdl_enabled(device):
         return {}
-    early = programs <= QUANT_EARLY_MAX_SM_FRACTION * _sm_count(device.index if device.index is not None else 0)
+    early = programs <= QUANT_EARLY_MAX_SM_FRACTION * _sm_count(_index(device))
     return {"PDL": PDL_EARLY if early else PDL_WAIT, "launch_pdl": True}
 
 

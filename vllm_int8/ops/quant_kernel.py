@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from vllm_int8.ops.launch_overlap import gdc_launch_dependents, gdc_wait, quant_pdl_options
+from vllm_int8.ops.launch_overlap import quant_pdl_options, wait_for_previous_kernel
 from vllm_int8.ops.reference import QUOTIENT_CLAMP
 
 # Rows up to this many elements are quantized from registers in one pass over memory; longer
@@ -91,10 +91,7 @@ def _scaled_int8_quant_kernel(
     SPLIT: tl.constexpr,
     PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
 ):
-    if PDL:  # before any load or store (launch_overlap.py)
-        if PDL == 2:  # the GEMM's programs may be placed while this kernel runs
-            gdc_launch_dependents()
-        gdc_wait()
+    wait_for_previous_kernel(PDL)  # before any load or store
     if ONE_PASS:  # ROWS whole rows per program, each read once from memory into registers
         rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
         offs = tl.arange(0, BLOCK)

@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.epilogue import scaled_tile
-from vllm_int8.ops.launch_overlap import gdc_launch_dependents, gdc_wait, gemm_pdl_options
+from vllm_int8.ops.launch_overlap import gemm_pdl_options, wait_for_previous_kernel
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_block
 from vllm_int8.ops.split_k_workspace import arrival_counters
@@ -153,10 +153,7 @@ def _scaled_mm_kernel(
     a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
     b_ptrs = b_ptr + offs_k[:, None].to(tl.int64) * stride_bk + (offs_n % N)[None, :] * stride_bn
 
-    if PDL:  # nothing above touched memory; every load and store is below (launch_overlap.py)
-        if PDL == 2:
-            gdc_launch_dependents()
-        gdc_wait()
+    wait_for_previous_kernel(PDL)  # nothing above touched memory; every load and store is below
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
