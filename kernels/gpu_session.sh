@@ -23,6 +23,10 @@ for step in "${@:-all}"; do
     quick-tests) python -m pytest -q -p no:cacheprovider -n 4 tests/ops/test_bound_mm.py tests/ops/test_rocm_check.py \
                    tests/linear tests/models 2>&1 | tee "$OUT/gpu_quick_tests.log" | tail -8 ;;
     stress) python kernels/stress_split_k.py --steps 300 2>&1 | tee "$OUT/stress_split_k.log" | tail -40 ;;
+    quant) python kernels/sweep_quant.py --m 1,16,32,64,256,4096,16384 --k 4096,14336,18944,28672 2>&1 \
+             | grep -v Warning | tee "$OUT/sweep_quant.log" | grep shipped ;;
+    gemm) python kernels/benchmark_int8_scaled_mm.py --m 1,16,256,1024,4096,8192 2>&1 | tee "$OUT/bench.log" | tail -30
+          cp kernels/results/NVIDIA_*.json kernels/results/NVIDIA_*.png kernels/results/summary.json "$OUT/" ;;
     pdl) python kernels/sweep_pdl.py 2>&1 | grep -v Warning | tee "$OUT/sweep_pdl.log" ;;
     host) python kernels/profile_host.py --calls 2000 2>&1 | tee "$OUT/host_profile.log" | head -60 ;;
     layer) python kernels/benchmark_layer.py 2>&1 | tee "$OUT/benchmark_layer.log" | tail -40

@@ -9,6 +9,7 @@ the graph is replayed by `triton.testing.do_bench` (median) and divided by its c
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 
@@ -24,8 +25,8 @@ def input_sets(bytes_per_set: int) -> int:
     return max(1, min(MAX_SETS, math.ceil(L2_FLUSH_BYTES / max(bytes_per_set, 1))))
 
 
-def graph_time_ms(calls: list[Callable[[], object]], rep_ms: int = 40) -> float:
-    """Median milliseconds of one call, each call of `calls` (one per input set) in turn."""
+def capture(calls: list[Callable[[], object]]) -> tuple[torch.cuda.CUDAGraph, int]:
+    """A CUDA graph of the calls in turn (at least 8), and how many calls it holds."""
     for call in calls:  # compile and allocate outside the capture
         call()
     torch.cuda.synchronize()
@@ -40,8 +41,34 @@ def graph_time_ms(calls: list[Callable[[], object]], rep_ms: int = 40) -> float:
     with torch.cuda.graph(graph):
         for i in range(per_graph):
             calls[i % len(calls)]()
-    ms = triton.testing.do_bench(graph.replay, warmup=10, rep=rep_ms, return_mode="median")
-    return ms / per_graph
+    return graph, per_graph
+
+
+def replay_ms(graph: torch.cuda.CUDAGraph, per_graph: int, rep_ms: int = 40) -> float:
+    """Median milliseconds of one call of a captured graph."""
+    return triton.testing.do_bench(graph.replay, warmup=10, rep=rep_ms, return_mode="median") / per_graph
+
+
+def graph_time_ms(calls: list[Callable[[], object]], rep_ms: int = 40) -> float:
+    """Median milliseconds of one call, each call of `calls` (one per input set) in turn."""
+    return replay_ms(*capture(calls), rep_ms)
+
+
+def paired_graph_times_ms(
+    calls_a: list[Callable[[], object]], calls_b: list[Callable[[], object]], rounds: int = 4, rep_ms: int = 20
+) -> tuple[float, float]:
+    """Times of two variants measured in alternation (a, b, a, b, ...), medians of the rounds.
+
+    One measurement after the other lets the GPU's clocks drift between them (under sustained
+    INT8 load an H100's clock moves by several percent within seconds); alternating short
+    measurements gives both variants the same conditions, so their ratio is the kernels'.
+    """
+    graphs = capture(calls_a), capture(calls_b)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for graph, out in zip(graphs, times):
+            out.append(replay_ms(*graph, rep_ms))
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def host_us_per_call(call: Callable[[], object], n: int = 300) -> float:

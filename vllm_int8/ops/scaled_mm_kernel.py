@@ -25,7 +25,7 @@ import triton.language as tl
 from vllm_int8.ops.epilogue import scaled_tile
 from vllm_int8.ops.launch_overlap import gemm_pdl_options, wait_for_previous_kernel
 from vllm_int8.ops.mm_configs import MMConfig, select_config
-from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_block
+from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_rows, row_constants
 from vllm_int8.ops.split_k_workspace import arrival_counters
 from vllm_int8.ops.tma_mm_kernel import launch_tma_scaled_mm, tma_available, tma_layout_problem
 
@@ -70,18 +70,18 @@ def _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_K: tl.co
     """Per-row dynamic scale and azp of rows `offs_m` over all of K, with the quant kernel's own
     helpers (so the values are the quant kernel's bit for bit: max/min are exact in any order)."""
     rows = offs_m < M
-    hi = tl.where(rows, float("-inf"), 0.0)
-    lo = tl.where(rows, float("inf"), 0.0)
+    hi = tl.zeros((offs_m.shape[0],), dtype=tl.float32)  # the range always contains 0
+    lo = tl.zeros((offs_m.shape[0],), dtype=tl.float32)
     for start in range(0, K, BLOCK_K):
         offs_k = start + tl.arange(0, BLOCK_K)
         mask = rows[:, None] & (offs_k < K)[None, :]
         ptrs = a_ptr + offs_m[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
         x = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
-        block_hi, block_lo = block_stats(x, mask, 1)
+        block_hi, block_lo = block_stats(x, 1)
         hi = tl.maximum(hi, block_hi)
         lo = tl.minimum(lo, block_lo)
-    # Rows past M (never stored) get scale 0 rather than infinities.
-    scale, azp = dynamic_scale_and_azp(tl.where(rows, hi, 0.0), tl.where(rows, lo, 0.0), SYMMETRIC)
+    # Rows past M (never stored) read only zeros: scale 0.
+    scale, azp = dynamic_scale_and_azp(hi, lo, SYMMETRIC)
     return scale[:, None], azp[:, None]
 
 
@@ -165,6 +165,10 @@ def _scaled_mm_kernel(
     elif A_MODE == 1:
         scale_a = tl.load(scale_a_ptr)
         azp_f = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)  # the static azp (folded in azp_adj)
+    if A_MODE != 0:
+        # IEEE division per element, not the reciprocal (whose choice is a branch per tile): only
+        # one row is quantized per tile (A_ROWS == 1 in use), so the division costs little here.
+        divisor, recip, fast, azp_q, lo_q, hi_q = row_constants(scale_a, azp_f, False)
 
     if SWAP_AB:
         acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.int32)
@@ -179,7 +183,7 @@ def _scaled_mm_kernel(
             a = tl.load(a_ptrs, mask=tl.arange(0, BLOCK_K)[None, :] < k_left, other=0)
             b = tl.load(b_ptrs, mask=tl.arange(0, BLOCK_K)[:, None] < k_left, other=0)
         if A_MODE != 0:  # masked K lanes quantize to azp, but meet b == 0 there
-            a = quantize_block(a.to(tl.float32), scale_a, azp_f)
+            a = quantize_rows(a.to(tl.float32), divisor, recip, fast, azp_q, lo_q, hi_q)
             if A_ROWS == 1:
                 a = tl.broadcast_to(a, (BLOCK_M, BLOCK_K))
         if SWAP_AB:  # both operands stay K-major (what int8 MMAs need); only the roles change
