@@ -95,14 +95,18 @@ def divide_by_row(x, divisor, recip, fast):
 
 
 @triton.jit
-def quantize_rows(x, divisor, recip, fast, azp, lo, hi):
+def quantize_rows(x, divisor, recip, fast, azp, lo, hi, LOW_BYTE: tl.constexpr = True):
     """clamp(round_half_even(x / scale) + azp, -128, 127) as int8 (a NaN quotient -> azp), with
-    the constants of `row_constants`. Rounding leaves round(v) + 1.5 * 2**23 exactly, its integer
-    in the low bits; azp is added there and the int8 is the low byte (no float-to-int conversion)."""
+    the constants of `row_constants`. LOW_BYTE: rounding leaves round(v) + 1.5 * 2**23 exactly,
+    its integer in the low bits, so azp is added there and the int8 is the low byte (no
+    float-to-int conversion). Not for a tile that feeds tl.dot: Triton 3.6 moves such elementwise
+    work into the dot-operand layout, where this bitcast-and-truncate gave wrong int8s on sm_90."""
     v = divide_by_row(x, divisor, recip, fast)
     v = tl.where(v == v, v, 0.0)
     v = tl.minimum(tl.maximum(v, lo), hi)
-    return ((v + _ROUNDER).to(tl.int32, bitcast=True) + azp).to(tl.int8)
+    if LOW_BYTE:
+        return ((v + _ROUNDER).to(tl.int32, bitcast=True) + azp).to(tl.int8)
+    return (round_half_even(v) + azp.to(tl.float32)).to(tl.int8)
 
 
 @triton.jit

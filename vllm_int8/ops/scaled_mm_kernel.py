@@ -183,7 +183,7 @@ def _scaled_mm_kernel(
             a = tl.load(a_ptrs, mask=tl.arange(0, BLOCK_K)[None, :] < k_left, other=0)
             b = tl.load(b_ptrs, mask=tl.arange(0, BLOCK_K)[:, None] < k_left, other=0)
         if A_MODE != 0:  # masked K lanes quantize to azp, but meet b == 0 there
-            a = quantize_rows(a.to(tl.float32), divisor, recip, fast, azp_q, lo_q, hi_q)
+            a = quantize_rows(a.to(tl.float32), divisor, recip, fast, azp_q, lo_q, hi_q, LOW_BYTE=False)
             if A_ROWS == 1:
                 a = tl.broadcast_to(a, (BLOCK_M, BLOCK_K))
         if SWAP_AB:  # both operands stay K-major (what int8 MMAs need); only the roles change
