@@ -26,7 +26,8 @@ for step in "${@:-all}"; do
     quant) python kernels/sweep_quant.py --m 1,16,32,64,256,4096,16384 --k 4096,14336,18944,28672 2>&1 \
              | grep -v Warning | tee "$OUT/sweep_quant.log" | grep shipped ;;
     gemm) python kernels/benchmark_int8_scaled_mm.py --m 1,16,256,1024,4096,8192 2>&1 | tee "$OUT/bench.log" | tail -30
-          cp kernels/results/NVIDIA_*.json kernels/results/NVIDIA_*.png kernels/results/summary.json "$OUT/" ;;
+          stem=$(python -c "import torch; from vllm_int8.ops.mm_configs import device_key as k; print(k(torch.cuda.get_device_name()))")
+          cp "kernels/results/$stem.json" "kernels/results/$stem.png" kernels/results/summary.json "$OUT/" ;;
     pdl) python kernels/sweep_pdl.py 2>&1 | grep -v Warning | tee "$OUT/sweep_pdl.log" ;;
     host) python kernels/profile_host.py --calls 2000 2>&1 | tee "$OUT/host_profile.log" | head -60 ;;
     layer) python kernels/benchmark_layer.py 2>&1 | tee "$OUT/benchmark_layer.log" | tail -40
