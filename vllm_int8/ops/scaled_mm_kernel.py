@@ -165,13 +165,6 @@ def _scaled_mm_kernel(
     elif A_MODE == 1:
         scale_a = tl.load(scale_a_ptr)
         azp_f = 0.0 if SYMMETRIC else tl.load(azp_ptr).to(tl.float32)  # the static azp (folded in azp_adj)
-    else:  # the epilogue's row terms, loaded before the main loop so their latency hides under it
-        if SCALE_A_PER_ROW:
-            scale_a = tl.load(scale_a_ptr + offs_m, mask=offs_m < M, other=0.0)[:, None]
-        else:
-            scale_a = tl.load(scale_a_ptr)
-        if HAS_AZP:
-            azp_rows = tl.load(azp_ptr + offs_m, mask=offs_m < M, other=0)[:, None]
     if A_MODE != 0:
         # IEEE division per element, not the reciprocal (whose choice is a branch per tile): only
         # one row is quantized per tile (A_ROWS == 1 in use), so the division costs little here.
@@ -222,12 +215,18 @@ def _scaled_mm_kernel(
         is_last = True
 
     if is_last:
-        if not HAS_AZP:
-            azp = 0
-        elif A_MODE == 2:
-            azp = azp_f.to(tl.int32)
+        if A_MODE == 0:
+            if SCALE_A_PER_ROW:
+                scale_a = tl.load(scale_a_ptr + offs_m, mask=offs_m < M, other=0.0)[:, None]
+            else:
+                scale_a = tl.load(scale_a_ptr)
+        if HAS_AZP:
+            if A_MODE == 2:
+                azp = azp_f.to(tl.int32)
+            else:
+                azp = tl.load(azp_ptr + offs_m, mask=offs_m < M, other=0)[:, None]
         else:
-            azp = azp_rows
+            azp = 0
         _epilogue(
             acc, c_ptr, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_m, offs_n, M, N, stride_cm,
             SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,

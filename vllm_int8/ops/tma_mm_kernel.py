@@ -36,9 +36,24 @@ TMA_ALIGN = 16  # bytes: base pointers and every stride but the last
 
 
 @triton.jit
-def _row_terms(offs_m, M, scale_a_ptr, azp_ptr, SCALE_A_PER_ROW: tl.constexpr, HAS_AZP: tl.constexpr):
-    """This tile's row scales and zero points. Loaded before the tile's main loop, so their
-    latency hides under it (and once per tile, not once per epilogue half)."""
+def _tile_output(
+    acc,
+    offs_m,
+    offs_n,
+    M,
+    N,
+    scale_a_ptr,
+    scale_b_ptr,
+    bias_ptr,
+    azp_adj_ptr,
+    azp_ptr,
+    SCALE_A_PER_ROW: tl.constexpr,
+    SCALE_B_PER_COL: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_AZP_ADJ: tl.constexpr,
+    HAS_AZP: tl.constexpr,
+):
+    """The shared epilogue (`epilogue.scaled_tile`) with this tile's row scales and zero points loaded."""
     mask_m = offs_m < M
     if SCALE_A_PER_ROW:
         scale_a = tl.load(scale_a_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
@@ -48,7 +63,8 @@ def _row_terms(offs_m, M, scale_a_ptr, azp_ptr, SCALE_A_PER_ROW: tl.constexpr, H
         azp = tl.load(azp_ptr + offs_m, mask=mask_m, other=0)[:, None]
     else:
         azp = 0
-    return scale_a, azp
+    return scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL, HAS_BIAS,
+                       HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
 
 
 @triton.jit(do_not_specialize=["M"])
@@ -88,27 +104,31 @@ def _tma_scaled_mm_kernel(
         off_m = (first_m + (tile % group_size) % rows_in_group) * BLOCK_M
         off_n = ((tile % group_size) // rows_in_group) * BLOCK_N
 
-        offs_m = off_m + tl.arange(0, BLOCK_M)
-        scale_a, azp = _row_terms(offs_m, M, scale_a_ptr, azp_ptr, SCALE_A_PER_ROW, HAS_AZP)
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k in range(k_steps):
             a = a_desc.load([off_m, k * BLOCK_K])
             b = b_desc.load([off_n, k * BLOCK_K])  # the weight as stored: [N, K], K contiguous
             acc = tl.dot(a, b.T, acc, out_dtype=tl.int32)
 
+        offs_m = off_m + tl.arange(0, BLOCK_M)
         if SUBTILE:  # two [BLOCK_M, BLOCK_N/2] halves: half the staging buffer for the TMA store
             HALF: tl.constexpr = BLOCK_N // 2
             left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, HALF)), (0, 2, 1)))
-            offs_n = off_n + tl.arange(0, HALF)
-            out = scaled_tile(left, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL,
-                              HAS_BIAS, HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
+            out = _tile_output(
+                left, offs_m, off_n + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
+                azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
             c_desc.store([off_m, off_n], out.to(c_desc.dtype))
-            out = scaled_tile(right, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n + HALF, N,
-                              SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
+            out = _tile_output(
+                right, offs_m, off_n + HALF + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr,
+                azp_adj_ptr, azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
             c_desc.store([off_m, off_n + HALF], out.to(c_desc.dtype))
         else:
-            out = scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, off_n + tl.arange(0, BLOCK_N), N,
-                              SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
+            out = _tile_output(
+                acc, offs_m, off_n + tl.arange(0, BLOCK_N), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
+                azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
             c_desc.store([off_m, off_n], out.to(c_desc.dtype))
 
 
