@@ -100,7 +100,8 @@ def quantize_rows(x, divisor, recip, fast, azp, lo, hi, LOW_BYTE: tl.constexpr =
     the constants of `row_constants`. LOW_BYTE: rounding leaves round(v) + 1.5 * 2**23 exactly,
     its integer in the low bits, so azp is added there and the int8 is the low byte (no
     float-to-int conversion). Not for a tile that feeds tl.dot: Triton 3.6 moves such elementwise
-    work into the dot-operand layout, where this bitcast-and-truncate gave wrong int8s on sm_90."""
+    work into the dot-operand layout (seen in its TTGIR), and there the bitcast-and-truncate gave
+    wrong products on the H100 (tests/ops/test_quant_mm.py, tiles of several rows)."""
     v = divide_by_row(x, divisor, recip, fast)
     v = tl.where(v == v, v, 0.0)
     v = tl.minimum(tl.maximum(v, lo), hi)
@@ -111,8 +112,9 @@ def quantize_rows(x, divisor, recip, fast, azp, lo, hi, LOW_BYTE: tl.constexpr =
 
 @triton.jit
 def block_stats(x, axis: tl.constexpr):
-    """(max, min) along `axis`, a NaN counting as +inf. Masked-out lanes must hold 0: every row's
-    range is widened to contain 0 anyway (see dynamic_scale_and_azp), so they change nothing."""
+    """(max, min) along `axis`, a NaN counting as +inf. Masked-out lanes must hold 0, which changes
+    nothing: the asymmetric range is widened to contain 0 anyway (dynamic_scale_and_azp), and the
+    symmetric scale takes max(hi, -lo) = max|x| >= 0."""
     x = tl.where(x == x, x, float("inf"))
     return tl.max(x, axis=axis), tl.min(x, axis=axis)
 
