@@ -19,9 +19,9 @@ from vllm_int8.ops.reference import QUOTIENT_CLAMP
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 # K = 1, ragged, a power of two, rows packed several to a program (with masked rows: 70 rows of 40
 # at 102 a program), a long one-pass row (9000), 33000 > the one-pass limit (two-pass, masked tail), and
-# rows of over 16384 elements in a batch of over 128 (two-pass by choice). Small batches of rows of
-# 1024+ elements are split over several programs each: (2, 9000) over 16 (masked tail slices), (1, 4096) over 8.
-SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (1, 4096), (2, 3, 40), (70, 40), (2, 33000), (129, 16500)]
+# long rows in a batch of over 128 (one pass, 16 warps). Small batches of rows of 1024+ elements are
+# split over several programs each: (2, 9000) over 16 (masked tail slices), (1, 4096) over 8.
+SHAPES = [(1, 1), (3, 7), (5, 64), (2, 300), (2, 9000), (1, 4096), (2, 3, 40), (70, 40), (2, 33000), (130, 9000)]
 
 
 def random_activations(shape, dtype, device):
@@ -167,13 +167,13 @@ def test_small_batches_of_long_rows_are_split_over_programs(k, m, split):
         assert one_pass and block // split >= 512
 
 
-ONE_OR_TWO_PASSES = [(14336, 4096, True), (16384, 129, True), (16500, 128, True), (16500, 129, False),
-                     (28672, 4096, False), (33000, 1, False)]  # fmt: skip
+ONE_OR_TWO_PASSES = [(9000, 130, True), (14336, 4096, True), (16384, 129, True), (16500, 128, True),
+                     (16500, 129, False), (28672, 4096, False), (33000, 1, False)]  # fmt: skip
 
 
 @pytest.mark.parametrize(("k", "m", "one_pass"), ONE_OR_TWO_PASSES)
 def test_one_or_two_passes(k, m, one_pass):
-    """Which path SHAPES' long rows take: (2, 33000) and (129, 16500) are the two-pass cases."""
+    """The launch rule's choice (SHAPES run both paths: (2, 33000) two-pass, (130, 9000) one pass)."""
     from vllm_int8.ops.quant_kernel import _launch_shape
 
     assert _launch_shape(k, m)[0] is one_pass
