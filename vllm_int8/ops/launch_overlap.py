@@ -36,6 +36,8 @@ import torch
 import triton
 import triton.language as tl
 
+from vllm_int8.ops.split_k_workspace import device_index
+
 try:
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 except ImportError:  # Triton < 3.3: no grid dependency control, so no PDL (the kernels keep PDL=0)
@@ -60,10 +62,6 @@ def wait_for_previous_kernel(PDL: tl.constexpr):
         gdc_wait()
 
 
-def _index(device: torch.device) -> int:
-    return device.index if device.index is not None else torch.cuda.current_device()
-
-
 @functools.cache
 def _device_supports(index: int) -> bool:
     if gdc_wait is None or torch.version.hip or os.environ.get("TRITON_INTERPRET") == "1":
@@ -80,7 +78,7 @@ def _sm_count(index: int) -> int:
 
 def pdl_enabled(device: torch.device) -> bool:
     """Whether launches on `device` use PDL."""
-    if device.type != "cuda" or not _device_supports(_index(device)):
+    if device.type != "cuda" or not _device_supports(device_index(device)):
         return False
     return True if _forced is None else _forced
 
@@ -100,7 +98,7 @@ def quant_pdl_options(device: torch.device, programs: int) -> dict[str, int | bo
     """The quant kernel's PDL constexpr and launch option (empty where PDL is off)."""
     if not pdl_enabled(device):
         return {}
-    early = programs <= QUANT_EARLY_MAX_SM_FRACTION * _sm_count(_index(device))
+    early = programs <= QUANT_EARLY_MAX_SM_FRACTION * _sm_count(device_index(device))
     return {"PDL": PDL_EARLY if early else PDL_WAIT, "launch_pdl": True}
 
 

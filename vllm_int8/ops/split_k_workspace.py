@@ -36,6 +36,11 @@ _capture_chunks: dict[torch.device, list[torch.Tensor]] = {}
 _capture_used: dict[torch.device, int] = {}  # counters handed out from the newest chunk
 
 
+def device_index(device: torch.device) -> int:
+    """The CUDA index of `device`, the current device for an index-less "cuda"."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 def current_raw_stream(device: torch.device) -> int:
     """The CUDA handle of `device`'s current stream (0: the legacy default stream).
 
@@ -43,7 +48,7 @@ def current_raw_stream(device: torch.device) -> int:
     `torch.cuda.current_stream(device)` builds a Stream object, several µs per call on the
     eager decode path (H100 host, 2026-11-26: 2.5 such calls per Int8Linear apply).
     """
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    index = device_index(device)
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
 
