@@ -133,3 +133,17 @@ def test_split_k_with_scales_and_bias_matches_float64(device):
     config = dataclasses.replace(SMALL_TILES, split_k=4)
     out = launch_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, azp_adj, azp, config=config)
     assert_within_rounding(out, *scaled_mm_float64(a, b, sa, sb, bias, azp_adj, azp))
+
+
+@pytest.mark.parametrize("m", [1, 5, 16, 17])
+def test_rows_past_m_are_masked_only_in_a_single_short_tile_row(m):
+    """M < BLOCK_M (decode) loads only the real rows (copies of them would all hit the same L2
+    lines); one-row quantizing launches load their row once anyway; everything else re-reads."""
+    from vllm_int8.ops.scaled_mm_kernel import A_INT8, A_QUANT_DYNAMIC, kernel_constexprs
+
+    def masked(a_mode):
+        _, constexprs = kernel_constexprs(m, 64, 64, SMALL_TILES, m, 64, False, True, True, a_mode, False)
+        return constexprs["MASK_A_ROWS"]
+
+    assert masked(A_INT8) == (m < SMALL_TILES.block_m)
+    assert masked(A_QUANT_DYNAMIC) == (1 < m < SMALL_TILES.block_m)

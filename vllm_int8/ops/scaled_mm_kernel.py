@@ -120,6 +120,7 @@ def _scaled_mm_kernel(
     SYMMETRIC: tl.constexpr = True,  # quantizing A: without a zero point
     A_ROWS: tl.constexpr = 0,  # quantizing A: rows to quantize per tile, 1 when M == 1 (else BLOCK_M)
     SWAP_AB: tl.constexpr = False,  # decode: C^T = B^T A^T, so the weight fills the MMA's wide M side
+    MASK_A_ROWS: tl.constexpr = False,  # M < BLOCK_M: load rows < M only (see kernel_constexprs)
     PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
@@ -148,6 +149,7 @@ def _scaled_mm_kernel(
     offs_k = k_first * BLOCK_K + tl.arange(0, BLOCK_K)
     # Out-of-range rows/columns re-read valid ones (no load masks); their results are not stored.
     a_rows = offs_m % M
+    a_row_ok = (offs_m < M)[:, None]  # used only with MASK_A_ROWS
     if A_ROWS == 1:  # M == 1: quantize the one row once and broadcast it, not BLOCK_M copies of it
         a_rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, 1)
     a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
@@ -176,11 +178,17 @@ def _scaled_mm_kernel(
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
     for k in range(k_first, k_last):
         if EVEN_K:
-            a = tl.load(a_ptrs)
+            if MASK_A_ROWS:
+                a = tl.load(a_ptrs, mask=a_row_ok, other=0)
+            else:
+                a = tl.load(a_ptrs)
             b = tl.load(b_ptrs)
         else:  # only when K has no power-of-two factor >= MIN_BLOCK_K (see fit_block_k)
             k_left = K - k * BLOCK_K
-            a = tl.load(a_ptrs, mask=tl.arange(0, BLOCK_K)[None, :] < k_left, other=0)
+            a_mask = tl.arange(0, BLOCK_K)[None, :] < k_left
+            if MASK_A_ROWS:
+                a_mask = a_mask & a_row_ok
+            a = tl.load(a_ptrs, mask=a_mask, other=0)
             b = tl.load(b_ptrs, mask=tl.arange(0, BLOCK_K)[:, None] < k_left, other=0)
         if A_MODE != 0:  # masked K lanes quantize to azp, but meet b == 0 there
             a = quantize_rows(a.to(tl.float32), divisor, recip, fast, azp_q, lo_q, hi_q, LOW_BYTE=False)
@@ -289,6 +297,11 @@ def kernel_constexprs(
         "SYMMETRIC": symmetric,
         "A_ROWS": 0 if a_mode == A_INT8 else (1 if m == 1 else cfg.block_m),
         "SWAP_AB": bool(cfg.swap_ab),
+        # A single tile row with fewer rows than the tile (decode): the re-read rows would be copies
+        # of the few real ones, every program asking the same L2 lines for them at once (at M = 1,
+        # 16 copies of one row: the H100 streamed the weight 13% slower than at M = 16). Masked
+        # rows are not read. One-row quantizing launches already load the row once (A_ROWS == 1).
+        "MASK_A_ROWS": m < cfg.block_m and not (a_mode != A_INT8 and m == 1),
         **cfg.compile_options(),
     }
     return (tiles, cfg.split_k), constexprs
