@@ -27,7 +27,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from gpu_timing import graph_time_ms, input_sets
+from gpu_timing import alternating_graph_times_ms, alternating_ms, graph_time_ms, input_sets
 from results_summary import RESULTS, merge_summary
 
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
@@ -68,9 +68,13 @@ def layer_rows(models: list[str], m_values: list[int]) -> list[dict]:
             for m in m_values:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
                 row = {"model": model, "layer": name, "N": n, "K": k, "M": m}
-                row["bf16_us"] = 1e3 * graph_time_ms([lambda w=w, x=x: F.linear(x, w) for w in weights16])
-                for scheme, group in layers.items():
-                    row[f"{scheme}_us"] = 1e3 * graph_time_ms([lambda lay=lay, x=x: lay(x) for lay in group])
+                # Alternated (gpu_timing.alternating_graph_times_ms): clock drift between one
+                # variant's measurement and the next had moved single ratios by 10% or more.
+                variants = [[lambda w=w, x=x: F.linear(x, w) for w in weights16]]
+                variants += [[lambda lay=lay, x=x: lay(x) for lay in group] for group in layers.values()]
+                times = alternating_graph_times_ms(variants)
+                for name_us, ms in zip(["bf16_us"] + [f"{s}_us" for s in layers], times):
+                    row[name_us] = 1e3 * ms
                 rows.append(row)
                 print(
                     f"{model:<12} {name:<8} M={m:<5} bf16 {row['bf16_us']:8.1f} us | asym {row['asym_us']:8.1f} "
@@ -110,11 +114,12 @@ def host_rows() -> dict[str, float]:
     """Eager µs per call on a 256x256 layer at M=1: the GPU part is ~3 µs, the rest is host."""
     x = torch.randn(1, 256, device="cuda", dtype=torch.bfloat16)
     w16 = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
-    out = {"bf16 F.linear": eager_us(lambda: F.linear(x, w16))}
+    calls = {"bf16 F.linear": lambda: F.linear(x, w16)}
     for scheme, config in SCHEMES.items():
         layer = int8_layer(256, 256, config)
-        out[f"Int8Linear {scheme}"] = eager_us(lambda layer=layer: layer(x))
-    return out
+        calls[f"Int8Linear {scheme}"] = lambda layer=layer: layer(x)
+    times = alternating_ms([lambda call=call: eager_us(call, n=50) for call in calls.values()], rounds=5)
+    return dict(zip(calls, times))
 
 
 def copy_bandwidth_gbs() -> float:
@@ -153,10 +158,8 @@ def llama_8b_config(layers: int):
     )  # fmt: skip
 
 
-def graph_step_ms(model, ids: torch.Tensor) -> float:
-    """One forward (no KV cache) captured in a CUDA graph, replay time (median)."""
-    import triton
-
+def capture_step(model, ids: torch.Tensor) -> torch.cuda.CUDAGraph:
+    """One forward (no KV cache) captured in a CUDA graph, after three warm-up forwards."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side), torch.no_grad():
@@ -166,9 +169,21 @@ def graph_step_ms(model, ids: torch.Tensor) -> float:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.no_grad():
         model(input_ids=ids, use_cache=False)
-    ms = triton.testing.do_bench(graph.replay, warmup=20, rep=200, return_mode="median")
+    return graph
+
+
+def graph_step_ms(model, ids: torch.Tensor) -> float:
+    """Replay time (median) of one forward captured in a CUDA graph."""
+    graph = capture_step(model, ids)
+    ms = replay_step_ms(graph)
     del graph
     return ms
+
+
+def replay_step_ms(graph: torch.cuda.CUDAGraph, rep_ms: int = 200) -> float:
+    import triton
+
+    return triton.testing.do_bench(graph.replay, warmup=20, rep=rep_ms, return_mode="median")
 
 
 def eager_step_ms(model, ids: torch.Tensor, n: int = 10) -> float:
@@ -176,28 +191,43 @@ def eager_step_ms(model, ids: torch.Tensor, n: int = 10) -> float:
         return eager_us(lambda: model(input_ids=ids, use_cache=False), n=n) / 1e3
 
 
-def model_rows(layers: int) -> dict[str, float]:
+def model_rows(layers: int, rounds: int = 5) -> dict[str, float]:
+    """bf16 and int8 (a quantized copy) side by side, every figure measured in alternation.
+
+    An eager step is host-bound, and this VM's host speed drifts: measured one model after the
+    other, the same code's eager decode ratio came out anywhere in 0.64-1.40 on different runs.
+    """
+    import copy
+
     from transformers import LlamaForCausalLM
 
     from vllm_int8.models import quantize_in_place
 
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = LlamaForCausalLM._from_config(llama_8b_config(layers), dtype=torch.bfloat16).eval()
-    b1 = torch.randint(0, 128256, (1, 1), device="cuda")
-    b16 = torch.randint(0, 128256, (16, 1), device="cuda")
-    prefill = torch.randint(0, 128256, (1, 2048), device="cuda")
+        bf16 = LlamaForCausalLM._from_config(llama_8b_config(layers), dtype=torch.bfloat16).eval()
+    int8 = copy.deepcopy(bf16)
+    quantize_in_place(int8, "dynamic-asym")
+    torch.cuda.empty_cache()
+    models = {"bf16": bf16, "int8": int8}
+    inputs = {
+        "decode_graph_b1": torch.randint(0, 128256, (1, 1), device="cuda"),
+        "decode_graph_b16": torch.randint(0, 128256, (16, 1), device="cuda"),
+    }
     result = {}
-    for kind in ("bf16", "int8"):
-        if kind == "int8":
-            quantize_in_place(model, "dynamic-asym")
-            torch.cuda.empty_cache()
-        result[f"{kind}_decode_graph_b1_ms"] = graph_step_ms(model, b1)
-        result[f"{kind}_decode_graph_b16_ms"] = graph_step_ms(model, b16)
-        result[f"{kind}_decode_eager_b1_ms"] = eager_step_ms(model, b1)
-        result[f"{kind}_prefill_eager_2048_ms"] = eager_step_ms(model, prefill, n=5)
+    for what, ids in inputs.items():
+        graphs = {kind: capture_step(model, ids) for kind, model in models.items()}
+        times = alternating_ms([lambda g=g: replay_step_ms(g, rep_ms=50) for g in graphs.values()], rounds)
+        result.update({f"{kind}_{what}_ms": ms for kind, ms in zip(graphs, times)})
+        del graphs
+    b1 = inputs["decode_graph_b1"]
+    prefill = torch.randint(0, 128256, (1, 2048), device="cuda")
+    for what, ids, n in (("decode_eager_b1", b1, 4), ("prefill_eager_2048", prefill, 2)):
+        times = alternating_ms([lambda m=m, i=ids, c=n: eager_step_ms(m, i, n=c) for m in models.values()], rounds)
+        result.update({f"{kind}_{what}_ms": ms for kind, ms in zip(models, times)})
+    for kind in models:
         print({k: round(v, 3) for k, v in result.items() if k.startswith(kind)}, flush=True)
-    del model
+    del models, bf16, int8
     torch.cuda.empty_cache()
     return result
 

@@ -63,12 +63,26 @@ def paired_graph_times_ms(
     INT8 load an H100's clock moves by several percent within seconds); alternating short
     measurements gives both variants the same conditions, so their ratio is the kernels'.
     """
-    graphs = capture(calls_a), capture(calls_b)
-    times: tuple[list[float], list[float]] = ([], [])
+    a, b = alternating_graph_times_ms([calls_a, calls_b], rounds, rep_ms)
+    return a, b
+
+
+def alternating_graph_times_ms(
+    variants: list[list[Callable[[], object]]], rounds: int = 4, rep_ms: int = 20
+) -> list[float]:
+    """`paired_graph_times_ms` for any number of variants: each captured once, then replayed in
+    turn for `rounds` rounds; the median of each variant's rounds."""
+    graphs = [capture(calls) for calls in variants]
+    return alternating_ms([lambda graph=graph: replay_ms(*graph, rep_ms) for graph in graphs], rounds)
+
+
+def alternating_ms(measures: list[Callable[[], float]], rounds: int) -> list[float]:
+    """Run each measurement in turn, `rounds` times over; the median of each one's results."""
+    times: list[list[float]] = [[] for _ in measures]
     for _ in range(rounds):
-        for graph, out in zip(graphs, times):
-            out.append(replay_ms(*graph, rep_ms))
-    return statistics.median(times[0]), statistics.median(times[1])
+        for measure, out in zip(measures, times):
+            out.append(measure())
+    return [statistics.median(t) for t in times]
 
 
 def host_us_per_call(call: Callable[[], object], n: int = 300) -> float:
