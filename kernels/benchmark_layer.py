@@ -191,7 +191,7 @@ def eager_step_ms(model, ids: torch.Tensor, n: int = 10) -> float:
         return eager_us(lambda: model(input_ids=ids, use_cache=False), n=n) / 1e3
 
 
-def model_rows(layers: int, rounds: int = 5) -> dict[str, float]:
+def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
     """bf16 and int8 (a quantized copy) side by side, every figure measured in alternation.
 
     An eager step is host-bound, and this VM's host speed drifts: measured one model after the

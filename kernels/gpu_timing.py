@@ -77,11 +77,17 @@ def alternating_graph_times_ms(
 
 
 def alternating_ms(measures: list[Callable[[], float]], rounds: int) -> list[float]:
-    """Run each measurement in turn, `rounds` times over; the median of each one's results."""
+    """Run each measurement in turn, `rounds` times over; the median of each one's results.
+
+    The order rotates by one each round, so no variant always follows the same one: always
+    measured right after the bf16 GEMMs, the asym layer came out 10-14% slower than sym at
+    M >= 1024 (H100, 2026-11-26), where measured apart they are within 3%.
+    """
     times: list[list[float]] = [[] for _ in measures]
-    for _ in range(rounds):
-        for measure, out in zip(measures, times):
-            out.append(measure())
+    for r in range(rounds):
+        for i in range(len(measures)):
+            j = (i + r) % len(measures)
+            times[j].append(measures[j]())
     return [statistics.median(t) for t in times]
 
 
