@@ -68,11 +68,11 @@ def layer_rows(models: list[str], m_values: list[int]) -> list[dict]:
             for m in m_values:
                 x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
                 row = {"model": model, "layer": name, "N": n, "K": k, "M": m}
-                # Alternated (gpu_timing.alternating_graph_times_ms): clock drift between one
-                # variant's measurement and the next had moved single ratios by 10% or more.
+                # Alternated, each after an idle pause (gpu_timing.alternating_ms): clock drift
+                # and the power state a bf16 measurement leaves had moved single ratios by 10%.
                 variants = [[lambda w=w, x=x: F.linear(x, w) for w in weights16]]
                 variants += [[lambda lay=lay, x=x: lay(x) for lay in group] for group in layers.values()]
-                times = alternating_graph_times_ms(variants)
+                times = alternating_graph_times_ms(variants, settle_s=0.05)
                 for name_us, ms in zip(["bf16_us"] + [f"{s}_us" for s in layers], times):
                     row[name_us] = 1e3 * ms
                 rows.append(row)
@@ -217,13 +217,13 @@ def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
     result = {}
     for what, ids in inputs.items():
         graphs = {kind: capture_step(model, ids) for kind, model in models.items()}
-        times = alternating_ms([lambda g=g: replay_step_ms(g, rep_ms=50) for g in graphs.values()], rounds)
+        times = alternating_ms([lambda g=g: replay_step_ms(g, rep_ms=50) for g in graphs.values()], rounds, 0.1)
         result.update({f"{kind}_{what}_ms": ms for kind, ms in zip(graphs, times)})
         del graphs
     b1 = inputs["decode_graph_b1"]
     prefill = torch.randint(0, 128256, (1, 2048), device="cuda")
     for what, ids, n in (("decode_eager_b1", b1, 4), ("prefill_eager_2048", prefill, 2)):
-        times = alternating_ms([lambda m=m, i=ids, c=n: eager_step_ms(m, i, n=c) for m in models.values()], rounds)
+        times = alternating_ms([lambda m=m, i=ids, c=n: eager_step_ms(m, i, n=c) for m in models.values()], rounds, 0.1)
         result.update({f"{kind}_{what}_ms": ms for kind, ms in zip(models, times)})
     for kind in models:
         print({k: round(v, 3) for k, v in result.items() if k.startswith(kind)}, flush=True)

@@ -68,25 +68,30 @@ def paired_graph_times_ms(
 
 
 def alternating_graph_times_ms(
-    variants: list[list[Callable[[], object]]], rounds: int = 4, rep_ms: int = 20
+    variants: list[list[Callable[[], object]]], rounds: int = 4, rep_ms: int = 20, settle_s: float = 0.0
 ) -> list[float]:
     """`paired_graph_times_ms` for any number of variants: each captured once, then replayed in
     turn for `rounds` rounds; the median of each variant's rounds."""
     graphs = [capture(calls) for calls in variants]
-    return alternating_ms([lambda graph=graph: replay_ms(*graph, rep_ms) for graph in graphs], rounds)
+    return alternating_ms([lambda graph=graph: replay_ms(*graph, rep_ms) for graph in graphs], rounds, settle_s)
 
 
-def alternating_ms(measures: list[Callable[[], float]], rounds: int) -> list[float]:
+def alternating_ms(measures: list[Callable[[], float]], rounds: int, settle_s: float = 0.0) -> list[float]:
     """Run each measurement in turn, `rounds` times over; the median of each one's results.
 
-    The order rotates by one each round, so no variant always follows the same one: always
-    measured right after the bf16 GEMMs, the asym layer came out 10-14% slower than sym at
-    M >= 1024 (H100, 2026-11-26), where measured apart they are within 3%.
+    The order rotates each round, so each variant takes every place in a round (first, last).
+    `settle_s`: the GPU idles that long before each measurement, so none starts in the power
+    state another left: in one H100 run (2026-11-26) the variant measured right after the bf16
+    GEMMs (the asym layer) came out 8-10% slower than sym at M = 1024; paired without bf16 in
+    the cycle, asym/sym was 1.01-1.04 in either order.
     """
     times: list[list[float]] = [[] for _ in measures]
     for r in range(rounds):
         for i in range(len(measures)):
             j = (i + r) % len(measures)
+            if settle_s:
+                torch.cuda.synchronize()
+                time.sleep(settle_s)
             times[j].append(measures[j]())
     return [statistics.median(t) for t in times]
 
