@@ -36,7 +36,7 @@ for step in "${@:-all}"; do
     tune-small) mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/"
                 python kernels/tune_int8_scaled_mm.py --models SmolLM2-135M --small-tiles --workers 14 \
                   --buckets 256,512,1024,2048,4096,8192 --out "$OUT/tuned" 2>&1 | tee "$OUT/tune_small.log" | tail -30 ;;
-    tune) python kernels/tune_int8_scaled_mm.py --models Llama-3-8B,Llama-3-70B --buckets "${TUNE_BUCKETS:-1,16,32,64}" 2>&1 \
+    tune) python kernels/tune_int8_scaled_mm.py --models "${TUNE_MODELS:-Llama-3-8B,Llama-3-70B}" --buckets "${TUNE_BUCKETS:-1,16,32,64}" 2>&1 \
             | tee "$OUT/tune_decode.log" | tail -40
           mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/" ;;
   esac

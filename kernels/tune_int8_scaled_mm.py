@@ -63,6 +63,9 @@ def candidates(m: int) -> list[MMConfig]:
     elif m <= 512:  # too few output tiles for one wave: split K, exactly, in the same launch
         for bm, split in itertools.product([64, 128], [2, 4]):
             configs.append(MMConfig(bm, 128, 128, group_m=8, num_warps=8, num_stages=3, split_k=split))
+        # Wide tiles re-read less of A and B from L2 per MMA; split K so that they still fill the SMs.
+        for bm, stages, split in itertools.product([64, 128], [3, 4], [2, 3, 4]):
+            configs.append(MMConfig(bm, 256, 128, group_m=8, num_warps=8, num_stages=stages, split_k=split))
     if m <= 16:  # C^T = B^T A^T: the weight tile as the MMA's M side (kernels/sweep_gemm_v2.py)
         for bn, bk, warps, stages, split in SWAPPED_DECODE:
             configs.append(MMConfig(16, bn, bk, 1, warps, stages, split_k=split, swap_ab=1))
