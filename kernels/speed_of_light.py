@@ -3,8 +3,9 @@
 A decode GEMM (M <= 16) must read its whole int8 weight once, so no GEMM launched per linear
 can beat the fastest kernel that just reads those bytes, timed the same way (CUDA-graph replays
 back to back over inputs rotated past L2, gpu_timing.py). This times several such read kernels
-(Triton flat streaming reads, torch reductions) per weight shape, keeps the fastest as the speed
-of light, and sets our decode GEMM (asym, shipped config) and bf16 `F.linear` beside it.
+(Triton flat streaming reads, with and without programmatic dependent launch as our decode GEMMs
+use it, and torch reductions) per weight shape, keeps the fastest as the speed of light, and sets
+our decode GEMM (asym, shipped config) and bf16 `F.linear` beside it.
 
     python kernels/speed_of_light.py [--shapes 8B,qwen]
 """
@@ -21,6 +22,7 @@ from benchmark_int8_scaled_mm import SHAPES, int8_problem
 from gpu_timing import graph_time_ms, input_sets
 
 from vllm_int8 import ops
+from vllm_int8.ops.launch_overlap import PDL_EARLY, pdl_enabled, wait_for_previous_kernel
 
 MODELS = {"8B": "Llama-3-8B", "70B": "Llama-3-70B", "qwen": "Qwen2.5-7B"}
 # (int32 elements per load step, unrolled steps per program, warps)
@@ -28,8 +30,11 @@ FLAT_READS = [(1024, 8, 4), (2048, 8, 8), (4096, 4, 8), (1024, 16, 4), (2048, 16
 
 
 @triton.jit
-def _read_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, STEPS: tl.constexpr):
-    """Read BLOCK * STEPS int32 words (all loads issued before any is used) and store their sum."""
+def _read_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, STEPS: tl.constexpr, PDL: tl.constexpr = 0):
+    """Read BLOCK * STEPS int32 words (all loads issued before any is used) and store their sum.
+    With PDL, launched like our decode GEMM: the next launch's programs are placed early and each
+    waits for the previous kernel before its first load."""
+    wait_for_previous_kernel(PDL)
     start = tl.program_id(0).to(tl.int64) * BLOCK * STEPS
     acc = tl.zeros((BLOCK,), dtype=tl.int32)
     for step in tl.static_range(STEPS):
@@ -38,17 +43,23 @@ def _read_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, STEPS: tl.constexpr):
     tl.store(out_ptr + tl.program_id(0), tl.sum(acc, axis=0))
 
 
-def read_calls(weights: list[torch.Tensor], block: int, steps: int, warps: int):
+def read_calls(weights: list[torch.Tensor], block: int, steps: int, warps: int, pdl: bool = False):
     words = [w.view(torch.int32).reshape(-1) for w in weights]
     n = words[0].numel()
     grid = (triton.cdiv(n, block * steps),)
     out = torch.empty(grid[0], dtype=torch.int32, device="cuda")
-    return [lambda x=x: _read_kernel[grid](x, out, n, BLOCK=block, STEPS=steps, num_warps=warps) for x in words]
+    options = {"PDL": PDL_EARLY, "launch_pdl": True} if pdl else {}
+    return [
+        lambda x=x: _read_kernel[grid](x, out, n, BLOCK=block, STEPS=steps, num_warps=warps, **options) for x in words
+    ]
 
 
 def shape_row(model: str, layer: str, n: int, k: int) -> dict:
     weights = [torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda") for _ in range(input_sets(n * k))]
     reads = {f"triton {b}x{s} w{w}": graph_time_ms(read_calls(weights, b, s, w)) for b, s, w in FLAT_READS}
+    if pdl_enabled(torch.device("cuda")):  # chained like our decode GEMMs: launch latency overlapped
+        for b, s, w in FLAT_READS:
+            reads[f"triton {b}x{s} w{w} PDL"] = graph_time_ms(read_calls(weights, b, s, w, pdl=True))
     reads["torch int32 sum"] = graph_time_ms([lambda w=w: w.view(torch.int32).sum() for w in weights])
     reads["torch fp32 amax"] = graph_time_ms([lambda w=w: w.view(torch.float32).amax() for w in weights])
     best = min(reads, key=reads.get)
