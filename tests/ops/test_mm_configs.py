@@ -58,6 +58,10 @@ def test_hopper_prefill_without_a_tuned_entry_takes_the_tma_kernel(monkeypatch):
         cuda = torch.device("cuda")
         decode = select_config(16, 3584, 3584, cuda)  # decode: the pointer kernel's swapped tiles
         assert decode.swap_ab and not decode.tma and decode.block_n == 64 and decode.split_k >= 1
+        # 56 column tiles (one per SM at most): the deep tiles; 592 (gate_up): the shallower ones
+        assert select_config(1, 3584, 18944, cuda) == mm_configs.HOPPER_DECODE_DEEP
+        wide = select_config(1, 37888, 3584, cuda)
+        assert wide.swap_ab and wide.block_k == mm_configs.HOPPER_DECODE.block_k
         assert select_config(17, 3584, 3584, cuda) == heuristic_config(17, 3584, 3584)
         assert select_config(128, 3584, 3584, cuda) == heuristic_config(128, 3584, 3584)
         assert select_config(4096, 37888, 3584, cuda) == mm_configs.HOPPER_WIDE

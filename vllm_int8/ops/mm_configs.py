@@ -89,12 +89,21 @@ HOPPER_SMS = 132
 # Llama-3-8B/70B (shape, M) points, 1.01-1.17x faster than the generic heuristic there, split K
 # only up to about one program per SM (split 2 for 64 tiles, none for 96 or more).
 HOPPER_DECODE = MMConfig(16, 64, 256, group_m=1, num_warps=4, num_stages=5, swap_ab=1)
+# Weights of at most one 64-column tile per SM: one deeper program per SM (512-deep K steps, four
+# stages) streams them faster. H100 decode sweep of 2026-11-26 (kernels/results/sweep_decode_all_*.log,
+# M = 1 and 16): on Qwen2.5-7B o / down and Llama-3-8B qkv / o / down it was the fastest of 18
+# candidates or within 1% (Qwen o 8.9 -> 8.0 us against the rule before), Qwen qkv 3% slower; on
+# the 448+-tile gate_up weights 12% slower, so those keep HOPPER_DECODE.
+HOPPER_DECODE_DEEP = MMConfig(16, 64, 512, group_m=1, num_warps=4, num_stages=4, swap_ab=1)
 
 
 def hopper_config(m: int, n: int, k: int) -> MMConfig:
-    """Tiles for sm_90 shapes with no tuned entry: swapped decode tiles up to M = 16, the generic
-    heuristic up to HOPPER_MIN_TMA_M, then the TMA prefill tile with the fewest weighted waves."""
+    """Tiles for sm_90 shapes with no tuned entry: swapped decode tiles up to M = 16 (deep ones
+    while the weight has at most one column tile per SM), the generic heuristic up to
+    HOPPER_MIN_TMA_M, then the TMA prefill tile with the fewest weighted waves."""
     if m <= 16:
+        if -(-n // HOPPER_DECODE_DEEP.block_n) <= HOPPER_SMS:
+            return HOPPER_DECODE_DEEP
         return replace(HOPPER_DECODE, split_k=heuristic_split_k(m, n, k, HOPPER_DECODE, target_programs=HOPPER_SMS))
     if m < HOPPER_MIN_TMA_M:
         return heuristic_config(m, n, k)
