@@ -67,9 +67,9 @@ def exact(cfg, m, n, k) -> str:
         ref = torch_scaled_mm(*args)
     except Exception as e:  # noqa: BLE001 - a config that fails to compile is a result
         return f"error: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
-    if cfg.tma and not log[-1][3].tma:
-        return "fell back"
-    return "exact" if torch.equal(out, ref) else f"WRONG max {(out - ref).abs().max().item():.3g}"
+    if not torch.equal(out, ref):
+        return f"WRONG max {(out - ref).abs().max().item():.3g}"
+    return "fell back" if cfg.tma and not log[-1][3].tma else "exact"
 
 
 def time_cfg(cfg, m, n, k, symmetric=False, fused=False) -> float:
