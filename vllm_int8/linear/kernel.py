@@ -84,7 +84,14 @@ class ScaledMMLinearKernel(ABC):
 
 
 def replace_parameter(layer: torch.nn.Module, name: str, value: torch.Tensor | None) -> None:
-    """Swap a layer attribute for a frozen Parameter (or None), whatever it was before."""
+    """Swap a layer attribute for a frozen plain Parameter (or None), whatever it was before.
+
+    `value` may itself be a Parameter of a subclass (vLLM's `ModelWeightParameter` and kin, whose
+    `.to()`/`.contiguous()` return themselves when nothing changes): its data is taken, since
+    `Parameter(subclass_instance)` raises.
+    """
+    if isinstance(value, torch.nn.Parameter):
+        value = value.data
     if name in layer._parameters:
         del layer._parameters[name]
     elif hasattr(layer, name):

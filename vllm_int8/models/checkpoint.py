@@ -33,6 +33,8 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model_config.to_dict()
+    config.pop("_name_or_path", None)  # where the float model was read: this machine's path, not the checkpoint's
+    config["architectures"] = config.get("architectures") or [causal_lm_architecture(config["model_type"])]
     config["quantization_config"] = config_to_dict(quantization_config)
     (directory / "config.json").write_text(json.dumps(config, indent=2, default=str))
     save_file(
@@ -43,6 +45,16 @@ def save_checkpoint(
     if generation_config is not None:
         generation_config.save_pretrained(directory)
     return directory
+
+
+def causal_lm_architecture(model_type: str) -> str:
+    """The causal-LM class of a model type ("llama" -> "LlamaForCausalLM"): what vLLM reads from
+    config.json's `architectures` to pick its model code (a GGUF-loaded config has none)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ValueError(f"model_type {model_type!r} has no causal-LM class in transformers")
+    return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]
 
 
 def is_w8a8_checkpoint(directory: str | Path) -> bool:

@@ -1,0 +1,56 @@
+"""Run real vLLM engines (CPU build, in this process, eager) on W8A8 checkpoints; print one JSON line.
+
+    python engine_probe.py PROMPTS_JSON MAX_TOKENS CHECKPOINT [CHECKPOINT ...]
+
+For each checkpoint: which kernel class vLLM built for each quantized linear module (counted),
+and the greedy tokens of each prompt. A separate process, because vLLM's plugins load once per
+process: the tests run it with and without our plugin.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import json
+import os
+import sys
+
+
+def kernel_counts(model) -> dict[str, int]:
+    counts = collections.Counter()
+    for module in model.modules():
+        kernel = getattr(getattr(module, "scheme", None), "kernel", None)
+        if kernel is not None:
+            counts[type(kernel).__name__] += 1
+    return dict(counts)
+
+
+def probe(checkpoint: str, prompts: list[str], max_tokens: int) -> dict:
+    from vllm import LLM, SamplingParams
+    from vllm.distributed import cleanup_dist_env_and_memory
+
+    llm = LLM(model=checkpoint, enforce_eager=True, dtype="float32", max_model_len=256, max_num_seqs=len(prompts),
+              seed=0, kv_cache_memory_bytes=128 << 20)  # fmt: skip
+    try:
+        counts = llm.apply_model(kernel_counts)[0]
+        outputs = llm.generate(prompts, SamplingParams(max_tokens=max_tokens, temperature=0.0), use_tqdm=False)
+        tokens = [list(o.outputs[0].token_ids) for o in outputs]
+        prompt_tokens = [list(o.prompt_token_ids) for o in outputs]
+    finally:
+        del llm
+        gc.collect()
+        cleanup_dist_env_and_memory()
+    return {"kernels": counts, "tokens": tokens, "prompt_tokens": prompt_tokens}
+
+
+def main(argv: list[str]) -> None:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process: no spawn
+    prompts, max_tokens = json.loads(argv[0]), int(argv[1])
+    results = {path: probe(path, prompts, max_tokens) for path in argv[2:]}
+    from vllm_int8.vllm_plugin import registered
+
+    print("ENGINE_PROBE " + json.dumps({"registered": registered(), "results": results}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
