@@ -18,8 +18,11 @@ def _device(name: str) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the platform, its arch, AITER's state and which kernel each scheme gets, and why."""
     from vllm_int8.linear import describe_selection
+    from vllm_int8.vllm_plugin.report import describe_vllm
 
     print(describe_selection())
+    print()
+    print(describe_vllm())
     return 0
 
 

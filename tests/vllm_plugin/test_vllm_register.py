@@ -100,3 +100,17 @@ def test_changed_kernel_constructor_registers_nothing(restore_vllm_lists, monkey
     monkeypatch.setattr(linear.Int8ScaledMMLinearKernel, "__init__", init)
     api, reason = compat.check_vllm()
     assert api is None and "__init__" in reason
+
+
+def test_info_reports_vllms_choice(restore_vllm_lists, monkeypatch):
+    from vllm_int8.vllm_plugin.report import describe_vllm
+
+    monkeypatch.setenv("VLLM_INT8_FIRST", "1")
+    report = describe_vllm()
+    assert "entry point vllm_int8 installed" in report and "VllmInt8CPUKernel on CPU (first)" in report
+    choices = [line.split()[-1] for line in report.splitlines() if line.startswith(("dynamic", "static"))]
+    assert choices == ["VllmInt8CPUKernel"] * 4  # every scheme
+    monkeypatch.delenv("VLLM_INT8_FIRST")
+    report = describe_vllm()
+    choices = [line.split()[-1] for line in report.splitlines() if line.startswith(("dynamic", "static"))]
+    assert choices == ["CPUInt8ScaledMMLinearKernel"] * 4

@@ -28,7 +28,8 @@ import yaml
 from vllm_int8.eval.tasks import local_task
 
 DEFAULT_RTOL = 0.08
-DEFAULT_BACKEND = "vllm-int8"
+DEFAULT_BACKEND = "vllm-int8"  # our HF backend (vllm_int8.eval.lm_eval_model)
+VLLM_BACKEND = "vllm"  # a real vLLM engine, our kernels through the plugin (vllm_int8.eval.lm_eval_vllm)
 
 
 def load_eval_config(path: str | Path) -> dict:
@@ -64,6 +65,8 @@ def build_lm(eval_config: dict, tp_size: int = 1, device: str = "auto"):
     import vllm_int8.eval.lm_eval_model  # noqa: F401  (registers the vllm-int8 backend)
 
     backend = eval_config.get("backend", DEFAULT_BACKEND)
+    if backend == VLLM_BACKEND:
+        return _build_vllm_lm(eval_config, tp_size)
     model_args = {"pretrained": eval_config["model_name"], "batch_size": eval_config.get("batch_size", 1)}
     if backend == DEFAULT_BACKEND:
         model_args.update(scheme=eval_config.get("scheme", "dynamic-asym"), device=device, tp_size=tp_size)
@@ -74,6 +77,24 @@ def build_lm(eval_config: dict, tp_size: int = 1, device: str = "auto"):
         if "max_model_len" in eval_config:
             model_args["max_length"] = eval_config["max_model_len"]
     return get_model(backend)(**model_args)
+
+
+def _build_vllm_lm(eval_config: dict, tp_size: int):
+    """The `vllm` backend: the config's model as a W8A8 checkpoint (the embedded model's from the
+    checkpoint cache, or a checkpoint directory as given) on lm-eval's vLLM model."""
+    from vllm_int8.eval.lm_eval_vllm import build_vllm_lm
+    from vllm_int8.models.embedded import EMBEDDED_ALIASES, check_model_directory
+
+    name = eval_config["model_name"]
+    if name in EMBEDDED_ALIASES:
+        from vllm_int8.models.cache import embedded_checkpoint
+
+        scheme = eval_config.get("scheme", "dynamic-asym")
+        checkpoint = embedded_checkpoint(scheme, eval_config.get("smoothquant", "default"))
+    else:
+        check_model_directory(name)
+        checkpoint = Path(name)
+    return build_vllm_lm(checkpoint, eval_config, tp_size)
 
 
 def launch_lm_eval(eval_config: dict, tp_size: int = 1, device: str = "auto", limit: int | None = None, lm=None):
