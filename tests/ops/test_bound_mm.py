@@ -44,7 +44,7 @@ def plans_replay_exactly_and_follow_layout_changes(scheme):
     wide = torch.randn(4, 4096 * 2 + 8, device="cuda", dtype=torch.bfloat16)
     inputs = [
         torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16),
-        torch.randn(16, 4096, device="cuda", dtype=torch.bfloat16),  # two launches: no plan
+        torch.randn(16, 4096, device="cuda", dtype=torch.bfloat16),  # two launches: quant and GEMM replayed
         wide[:1, 1:4097],  # misaligned by 2 bytes
         wide[:2, ::2][:, :4096],  # strided columns
         torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16),
@@ -55,7 +55,31 @@ def plans_replay_exactly_and_follow_layout_changes(scheme):
                 got = bound(x, torch.bfloat16, bias)
                 assert torch.equal(got, ordinary(p, x, bias, torch.bfloat16))
     assert bound._fast, bound.slow_reason
-    assert len(bound._plans) >= 4  # the fast path really ran (M=1: 2 layouts x with/without bias)
+    assert len(bound._plans) >= 6  # the fast path really ran (M=1: 2 layouts, M=16: 1, each with/without bias)
+    assert all(plan.checked for plan in bound._plans.values())  # each replay was checked against a launch
+
+
+@needs_cuda
+@pytest.mark.parametrize("split_k", [1, 4])
+@pytest.mark.parametrize("m", [1, 16, 64])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_plan_path_replays_exactly(scheme, m, split_k, monkeypatch):
+    """Forced pointer configs (split-K or not) at one-launch (M=1) and two-launch (M=16, 64) sizes:
+    the replayed launches, after their first check, equal ordinary launches bit for bit."""
+    from vllm_int8.ops import scaled_mm_kernel as mm
+    from vllm_int8.ops import triton_compat
+    from vllm_int8.ops.mm_configs import MMConfig
+
+    cfg = MMConfig(16 if m == 1 else 64, 64, 128, group_m=1, num_warps=4, num_stages=3, split_k=split_k)
+    monkeypatch.setattr(mm, "select_config", lambda *a: cfg)
+    p = layer_problem(scheme, 1, 2048, 512, torch.bfloat16, True, True, "cuda")
+    bound = bound_for(p)
+    for _ in range(4):
+        x = torch.randn(m, 2048, device="cuda", dtype=torch.bfloat16)
+        assert torch.equal(bound(x, torch.bfloat16, p["bias"]), ordinary(p, x, p["bias"], torch.bfloat16))
+    (plan,) = bound._plans.values()
+    assert plan.checked and triton_compat.replays_off() is None
+    assert type(plan).__name__ == ("_OneLaunchPlan" if m == 1 else "_TwoLaunchPlan")
 
 
 @needs_cuda

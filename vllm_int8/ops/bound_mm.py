@@ -1,15 +1,20 @@
 """A linear layer's apply with its weight side bound once: the least host work per eager call.
 
-An eager `Int8Linear` call on a small batch is host-bound: Triton's per-call argument binding
-alone cost ~27 µs on the H100 machine's host, against ~16 µs for a whole bf16 `F.linear`. So the
-layer binds its processed weight tensors here once, and for each activation shape it launches the
-one-launch path (the GEMM quantizing its own rows) by replaying the compiled kernel with a cached
-argument list: only the activation, the output and (split-K) the workspace change per call.
+An eager int8 linear is host-bound at every batch size below prefill: two Triton launches
+(quant, GEMM) through `kernel[grid](...)` cost ~130 µs of host time at M=16 on the H200 machine,
+against ~12 µs of GPU time and ~18 µs for a whole bf16 `F.linear`. So the layer binds its
+processed weight tensors here once, and for each activation shape makes a launch plan: the
+config chosen once, the compiled kernels of one ordinary launch kept, and then replayed
+(`triton_compat.Replay`) with only the activation, the quantized activation and its scales, the
+output and (split-K) the workspace changing per call. Plans cover the one-launch decode path
+(the GEMM quantizing its own row) and the two-launch path (quant kernel, then the pointer GEMM);
+GEMMs on the TMA kernel (Hopper prefill, M >= 256) launch the ordinary way.
 
 A plan is keyed on everything Triton specializes on that can change between calls (M, dtypes,
 the activation's strides and 16-byte alignment, which bias), so a replay runs exactly the kernel
-Triton itself would pick. Anything unusual (the interpreter, a CPU tensor, launch hooks set by a
-profiler, a Triton without these internals) takes the ordinary launch path instead.
+Triton itself would pick; its first replay is checked bit for bit against an ordinary launch.
+Anything unusual (the interpreter, a CPU tensor, launch hooks, a Triton without these internals,
+`VLLM_INT8_FAST_LAUNCH=0`) takes the ordinary launch path instead.
 """
 
 from __future__ import annotations
@@ -18,59 +23,72 @@ import collections
 
 import torch
 
+from vllm_int8.ops import triton_compat
 from vllm_int8.ops.quant_mm import capturing, fused_fits, quant_scaled_mm_impl
 from vllm_int8.ops.split_k_workspace import arrival_counters
+from vllm_int8.ops.triton_compat import Replay
 
 MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
+_GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")
 
 
-class _Plan:
-    """One compiled launch and its argument list, replayed with new activation/output tensors.
+class _Gemm:
+    """The GEMM half of a plan: its replay, output and split-K workspace per call."""
 
-    Tensors go to Triton's launcher as device addresses: for a tensor argument it calls
-    `data_ptr()` and asks the driver about the pointer (`cuPointerGetAttribute`), ten times a
-    launch; an int it takes as it is. The activation was checked to be on the weight's device and
-    the output and workspace are allocated there. The weight-side tensors (the layer's own, not
-    views of them) stay held here and their addresses are re-read per call, so a parameter whose
-    storage was swapped for one of the same layout (`.data = ...`, `Module.to`) is followed.
-    Launch hooks (a profiler) get the ordinary tensor arguments; Triton 3.6's empty hook chains
-    are passed as no hooks, as a launch without them.
-    """
+    __slots__ = ("replay", "n", "out_dtype", "split_k", "tiles", "workspace_elems")
 
-    __slots__ = ("kernel", "grid", "args", "held", "n", "out_dtype", "split_k", "workspace_elems", "tiles",
-                 "stream_of")  # fmt: skip
+    def __init__(self, replay: Replay, n: int, out_dtype, cfg, tiles: int):
+        self.replay, self.n, self.out_dtype, self.split_k, self.tiles = replay, n, out_dtype, cfg.split_k, tiles
+        self.workspace_elems = tiles * cfg.split_k * cfg.block_m * cfg.block_n
 
-    def __init__(self, kernel, grid, args, n, out_dtype, cfg, stream_of):
-        self.kernel, self.grid, self.n, self.out_dtype = kernel, grid, n, out_dtype
-        self.held = [(i, a) for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
-        self.args = [None if isinstance(a, torch.Tensor) else a for a in args]  # tensors: per call
-        self.split_k, self.tiles = cfg.split_k, grid[0]
-        self.workspace_elems = grid[0] * cfg.split_k * cfg.block_m * cfg.block_n
-        self.stream_of = stream_of
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty((x.shape[0], self.n), dtype=self.out_dtype, device=x.device)
-        kernel, stream, runtime = self.kernel, self.stream_of(x.device.index), _knobs.runtime
-        enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook  # as JITFunction.run passes them
-        if not getattr(enter, "calls", True) and not getattr(leave, "calls", True):
-            enter = leave = None
-        args = self.args.copy()  # a copy per call: two threads may replay one plan at once
-        for i, tensor in self.held:
-            args[i] = tensor if enter is not None else tensor.data_ptr()
+    def __call__(self, stream: int, a: torch.Tensor, m: int, **per_call) -> torch.Tensor:
+        out = torch.empty((m, self.n), dtype=self.out_dtype, device=a.device)
         workspace = counters = None
         if self.split_k > 1:
-            workspace = torch.empty(self.workspace_elems, dtype=torch.int32, device=x.device)
-            counters = arrival_counters(x.device, self.tiles)
-        if enter is None:
-            args[0], args[2] = x.data_ptr(), out.data_ptr()
-            if workspace is not None:
-                args[8], args[9] = workspace.data_ptr(), counters.data_ptr()
-            metadata = None
-        else:
-            args[0], args[2], args[8], args[9] = x, out, workspace, counters
-            metadata = kernel.launch_metadata((*self.grid, 1), stream, *args)
-        kernel.run(*self.grid, 1, stream, kernel.function, kernel.packed_metadata, metadata, enter, leave, *args)
+            workspace = torch.empty(self.workspace_elems, dtype=torch.int32, device=a.device)
+            counters = arrival_counters(a.device, self.tiles)
+        self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=workspace, counter_ptr=counters, **per_call)
         return out
+
+
+class _OneLaunchPlan:
+    """Decode: the GEMM quantizes its own row."""
+
+    __slots__ = ("gemm", "checked")
+
+    def __init__(self, gemm: _Gemm):
+        self.gemm, self.checked = gemm, False
+
+    def __call__(self, x: torch.Tensor, stream: int) -> torch.Tensor:
+        return self.gemm(stream, x, x.shape[0])
+
+
+class _TwoLaunchPlan:
+    """The quant kernel's replay, then the pointer GEMM's, on its int8 rows (and per-token
+    scales and zero points for dynamic schemes, allocated per call)."""
+
+    __slots__ = ("quant", "gemm", "dynamic", "symmetric", "checked")
+
+    def __init__(self, quant: Replay, gemm: _Gemm, dynamic: bool, symmetric: bool):
+        self.quant, self.gemm, self.dynamic, self.symmetric, self.checked = quant, gemm, dynamic, symmetric, False
+
+    def __call__(self, x: torch.Tensor, stream: int) -> torch.Tensor:
+        m = x.shape[0]
+        q = torch.empty(x.shape, dtype=torch.int8, device=x.device)
+        if not self.dynamic:
+            self.quant(stream, x_ptr=x, q_ptr=q)
+            return self.gemm(stream, q, m)
+        scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
+        azp = None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
+        self.quant(stream, x_ptr=x, q_ptr=q, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
+        return self.gemm(stream, q, m, scale_a_ptr=scale, azp_ptr=azp)
+
+
+def _current_stream(device: torch.device) -> int:
+    """The raw stream a replay launches on: the one Triton's own launch would use."""
+    from triton.runtime import driver
+
+    return driver.active.get_current_stream(device.index)
 
 
 class BoundQuantScaledMM:
@@ -88,86 +106,100 @@ class BoundQuantScaledMM:
         self._fast = None  # decided on the first call (needs a GPU tensor to know)
         self.slow_reason = ""  # why plans are not used, when they are not
 
-    def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
-        if self._fast is None:
-            self._fast, self.slow_reason = _fast_launch_available(x)
-        if self._fast and not capturing(x):  # captured calls take two launches (quant_mm says why)
-            key = (x.shape[0], x.dtype, out_dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(bias))
-            plan = self._plans.get(key)
-            if plan is not None:
-                try:
-                    return plan(x)
-                except (TypeError, AttributeError) as e:  # this Triton's launcher takes other arguments
-                    self._fast, self.slow_reason = False, f"replay failed: {e!r}"
-                    self._plans.clear()
-            made = self._make_plan(x, out_dtype, bias)
-            if made is not None:
-                plan, out = made
-                if plan is not None:
-                    self._plans[key] = plan
-                    if len(self._plans) > MAX_PLANS:
-                        self._plans.popitem(last=False)
-                return out
+    def ordinary(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
         return quant_scaled_mm_impl(x, self.weight, self.scale_b, out_dtype, bias, self.azp_adj, self.input_scale,
                                     self.input_zero_point, self.symmetric, self.backend)  # fmt: skip
 
-    def _make_plan(self, x, out_dtype, bias) -> tuple[_Plan | None, torch.Tensor] | None:
-        """Launch once the ordinary way, keeping the compiled kernel: (plan, this call's output).
-        None where no plan applies (two launches: the separate quant kernel path, whose host cost
-        hides under its GPU time), and nothing was launched then."""
+    def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
+        if self._fast is None or (self._fast and triton_compat.replays_off()):
+            self.slow_reason = triton_compat.replays_off() or triton_compat.replay_unavailable(x) or ""
+            self._fast = not self.slow_reason
+            if not self._fast:
+                self._plans.clear()
+        if not self._fast or capturing(x):  # captured calls take two ordinary launches (quant_mm says why)
+            return self.ordinary(x, out_dtype, bias)
+        key = (x.shape[0], x.dtype, out_dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(bias))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan, out = self._make_plan(x, out_dtype, bias)
+            if plan is not None:
+                self._plans[key] = plan
+                if len(self._plans) > MAX_PLANS:
+                    self._plans.popitem(last=False)
+            return out
+        try:
+            out = plan(x, _current_stream(x.device))
+        except (TypeError, AttributeError, ValueError) as e:  # this Triton's launcher takes other arguments
+            triton_compat.disable(f"a replay raised {e!r}")
+            return self.ordinary(x, out_dtype, bias)
+        if not plan.checked:  # once per plan: the replay must equal an ordinary launch, bit for bit
+            expected = self.ordinary(x, out_dtype, bias)
+            if not torch.equal(out.view(torch.uint8), expected.view(torch.uint8)):  # bits, NaNs included
+                version = triton_compat.triton_version()
+                triton_compat.disable(f"a replayed launch differed from an ordinary one (Triton {version})")
+                return expected
+            plan.checked = True
+        return out
+
+    def _make_plan(self, x, out_dtype, bias):
+        """(plan or None, this call's output): the first call of a shape launches the ordinary
+        way, keeping the compiled kernels."""
         from vllm_int8.ops import scaled_mm_kernel as mm
 
         m, k = x.shape
         n = self.weight.shape[1]
         cfg = mm.fit_block_k(mm.select_config(m, n, k, x.device), k)
-        if m == 0 or not fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):
-            return None
-        mode, scale_a, azp, has_azp = mm.quant_a_operands(
-            self.scale_b, self.input_scale, self.input_zero_point, self.symmetric
-        )
-        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
-        grid, args, constexprs = mm.launch_arguments(
-            x, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg
-        )
-        kernel = mm._scaled_mm_kernel[grid](*args, **constexprs)
-        params = mm._scaled_mm_kernel.params
-        names = [param.name for param in params]  # constexprs a launch leaves out take their defaults
-        full = list(args) + [constexprs.get(param.name, param.default) for param in params[len(args) :]]
-        if not hasattr(kernel, "run") or len(full) != len(names):  # not a CompiledKernel: launched, no plan
-            self._fast, self.slow_reason = False, f"the launch returned {type(kernel).__name__}, not a compiled kernel"
-            return None, out
-        from triton.runtime import driver
+        if m == 0:
+            return None, self.ordinary(x, out_dtype, bias)
+        if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):
+            mode, scale_a, azp, has_azp = mm.quant_a_operands(
+                self.scale_b, self.input_scale, self.input_zero_point, self.symmetric
+            )
+            out = torch.empty((m, n), dtype=out_dtype, device=x.device)
+            gemm = self._gemm_replay(mm, x, out, scale_a, bias, azp, has_azp, mode, cfg, ())
+            return (None if gemm is None else _OneLaunchPlan(gemm)), out
+        if cfg.tma and mm.tma_available(x.device) or x.stride(1) != 1:  # TMA GEMM / a copy first: ordinary
+            return None, self.ordinary(x, out_dtype, bias)
+        from vllm_int8.ops import quant_kernel
 
-        full[0] = full[2] = full[8] = full[9] = None  # per call: activation, output, split-K buffers
+        dynamic = self.input_scale is None
+        q = torch.empty((m, k), dtype=torch.int8, device=x.device)
+        scale = self.input_scale if not dynamic else torch.empty((m, 1), dtype=torch.float32, device=x.device)
+        azp = self.input_zero_point if not dynamic else (
+            None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device))  # fmt: skip
+        grid, args, constexprs = quant_kernel.quant_launch_arguments(x, q, scale, azp, not dynamic, self.symmetric)
+        per_call = ("x_ptr", "q_ptr") + (("scale_ptr", "azp_ptr") if dynamic else ())
+        quant = Replay.launch(quant_kernel._scaled_int8_quant_kernel, grid, args, constexprs, per_call)
+        if not dynamic and quant is not None:  # static: the layer's own scale and zero point, held
+            names = [p.name for p in quant_kernel._scaled_int8_quant_kernel.params]
+            ok = quant.hold(names.index("scale_ptr"), self.input_scale)
+            ok = ok and (azp is None or quant.hold(names.index("azp_ptr"), self.input_zero_point))
+            quant = quant if ok else None
+        out = torch.empty((m, n), dtype=out_dtype, device=x.device)
+        per_token_azp = azp if dynamic and not self.symmetric else None
+        gemm = self._gemm_replay(mm, q, out, scale, bias, per_token_azp, per_token_azp is not None, mm.A_INT8, cfg,
+                                 ("scale_a_ptr", "azp_ptr") if dynamic else ())  # fmt: skip
+        if quant is None or gemm is None:
+            return None, out
+        return _TwoLaunchPlan(quant, gemm, dynamic, self.symmetric), out
+
+    def _gemm_replay(self, mm, a, out, scale_a, bias, azp, has_azp, mode, cfg, extra_per_call) -> _Gemm | None:
+        """Launch the pointer GEMM once into `out`; its replay, or None where none can be made."""
+        cfg = mm.pointer_config(cfg)
+        grid, args, constexprs = mm.launch_arguments(
+            a, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg
+        )
+        replay = Replay.launch(mm._scaled_mm_kernel, grid, args, constexprs, _GEMM_PER_CALL + extra_per_call)
+        if replay is None:
+            return None
         # The launch got 1-D views of the vectors (`flat_contiguous`); the plan holds the tensors
         # they view, whose storage a `.data` swap replaces, or makes no plan where a view was a copy.
-        for i, source in ((1, self.weight), (3, scale_a), (4, self.scale_b), (5, bias), (6, self.azp_adj), (7, azp)):
-            if full[i] is not None:
-                if source.data_ptr() != full[i].data_ptr():
-                    return None, out
-                full[i] = source
-        plan = _Plan(kernel, (grid[0], grid[1]), full, n, out_dtype, cfg, driver.active.get_current_stream)
-        return plan, out
-
-
-def _fast_launch_available(x: torch.Tensor) -> tuple[bool, str]:
-    """(whether compiled kernels can be replayed here, why not): a real GPU launch, not the
-    interpreter, and a Triton whose runtime knobs carry the launch hooks JITFunction.run passes."""
-    import os
-
-    global _knobs
-    if x.device.type != "cuda":
-        return False, f"{x.device.type} tensor"
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return False, "TRITON_INTERPRET=1"
-    try:
-        from triton import knobs
-
-        knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook  # noqa: B018 - present in this Triton?
-    except (ImportError, AttributeError) as e:
-        return False, f"this Triton has no runtime launch hooks: {e}"
-    _knobs = knobs
-    return True, ""
-
-
-_knobs = None  # triton.knobs, once a fast launch is known to be available
+        sources = {"b_ptr": self.weight, "scale_b_ptr": self.scale_b, "bias_ptr": bias, "azp_adj_ptr": self.azp_adj}
+        if "scale_a_ptr" not in extra_per_call:
+            sources["scale_a_ptr"] = scale_a
+            sources["azp_ptr"] = azp
+        names = [p.name for p in mm._scaled_mm_kernel.params]
+        for name, source in sources.items():
+            if source is not None and not replay.hold(names.index(name), source):
+                return None
+        return _Gemm(replay, self.weight.shape[1], out.dtype, cfg, grid[0])

@@ -373,7 +373,7 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
             _launch_log.append((m, n, a.shape[1], cfg))
         vectors = (flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp))
         return launch_tma_scaled_mm(a, weight, out, *vectors, cfg)
-    cfg = dataclasses.replace(cfg, tma=0, subtile=0, warp_specialize=0) if cfg.tma else cfg  # the pointer kernel
+    cfg = pointer_config(cfg)
     grid, args, constexprs = launch_arguments(
         a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg
     )
@@ -381,6 +381,11 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
         _launch_log.append((m, n, a.shape[1], cfg))
     _scaled_mm_kernel[grid](*args, **constexprs)
     return out
+
+
+def pointer_config(cfg: MMConfig) -> MMConfig:
+    """The same tiles on the pointer kernel (a TMA config where TMA cannot run)."""
+    return dataclasses.replace(cfg, tma=0, subtile=0, warp_specialize=0) if cfg.tma else cfg
 
 
 MIN_BLOCK_K = 32

@@ -1,0 +1,104 @@
+"""Eager host cost of one int8 linear against bf16 `F.linear`, at every batch size, replays on and off.
+
+For each M: `Int8Linear(4096 -> 4096)` (dynamic asym) called back to back (µs per call over n
+calls, synchronized once at the end) and synchronized after every call, with launch replays
+(`VLLM_INT8_FAST_LAUNCH`) on and off, against bf16 `F.linear` on the same shapes; and the
+layer's CUDA-graph time, so that eager / graph says whether an eager call is host-bound. Every
+figure is measured in alternation (rounds, median).
+
+    python kernels/benchmark_host.py [--m 1,16,64,256,1024,4096] [--calls 300] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from gpu_timing import graph_time_ms, host_us_per_call
+
+from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
+from vllm_int8.ops import triton_compat
+
+
+def synced_us(call, n: int) -> float:
+    for _ in range(5):
+        call()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(n):
+        call()
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def with_replays(on: bool, fn):
+    def run():
+        os.environ[triton_compat.FAST_LAUNCH_ENV] = "1" if on else "0"
+        try:
+            return fn()
+        finally:
+            os.environ.pop(triton_compat.FAST_LAUNCH_ENV, None)
+
+    return run
+
+
+def measure(layer, w16, m: int, k: int, calls: int, rounds: int) -> dict:
+    """One batch size's row: every figure the median of `rounds` alternated rounds."""
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    measures = {
+        "int8": with_replays(True, lambda: host_us_per_call(lambda: layer(x), calls)),
+        "int8_no_replay": with_replays(False, lambda: host_us_per_call(lambda: layer(x), calls)),
+        "bf16": lambda: host_us_per_call(lambda: F.linear(x, w16), calls),
+        "int8_sync": with_replays(True, lambda: synced_us(lambda: layer(x), calls)),
+        "bf16_sync": lambda: synced_us(lambda: F.linear(x, w16), calls),
+    }
+    samples = {name: [] for name in measures}
+    for r in range(rounds):
+        names = list(measures)
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
+            samples[name].append(measures[name]())
+    med = {name: statistics.median(v) for name, v in samples.items()}
+    graph_us = graph_time_ms([lambda: layer(x)]) * 1e3
+    return {"m": m, **{f"{name}_us": round(v, 2) for name, v in med.items()}, "graph_us": round(graph_us, 2),
+            "host_ratio_vs_bf16": round(med["int8"] / med["bf16"], 3),
+            "eager_over_graph": round(med["int8"] / graph_us, 3)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--m", default="1,16,64,256,1024,4096")
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--k", type=int, default=4096)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    n, k = args.n, args.k
+    layer = Int8Linear(k, n, Int8ScaledMMLinearLayerConfig(False, True, False), device="cuda")
+    with torch.no_grad():
+        layer.weight.copy_(torch.randint(-128, 128, (n, k), dtype=torch.int8))
+        layer.weight_scale.copy_(torch.rand(n, 1) * 1e-3 + 1e-4)
+    layer.process_weights_after_loading()
+    w16 = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+    rows = []
+    print(f"{n}x{k}, dynamic asym, bf16 activations; µs per call (median of {args.rounds} alternated rounds)")
+    print(f"{'M':>5} {'int8 b2b':>9} {'no replay':>9} {'bf16 b2b':>9} {'ratio':>6} | {'int8 sync':>9} {'bf16 sync':>9} "
+          f"| {'graph':>7} {'eager/graph':>11}")  # fmt: skip
+    for m in map(int, args.m.split(",")):
+        row = measure(layer, w16, m, k, max(20, min(args.calls, int(args.calls * 64 / max(m, 64)))), args.rounds)
+        rows.append(row)
+        print(f"{m:>5} {row['int8_us']:9.1f} {row['int8_no_replay_us']:9.1f} {row['bf16_us']:9.1f} "
+              f"{row['host_ratio_vs_bf16']:6.2f} | {row['int8_sync_us']:9.1f} {row['bf16_sync_us']:9.1f} | "
+              f"{row['graph_us']:7.1f} {row['eager_over_graph']:11.2f}")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "n": n, "k": k, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
