@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vllm_int8.eval.harness import DEFAULT_RTOL, check_metrics, load_eval_config, metric_passes, scoped_env
+from vllm_int8.eval.harness import (
+    DEFAULT_BACKEND,
+    DEFAULT_RTOL,
+    VLLM_BACKEND,
+    check_metrics,
+    load_eval_config,
+    metric_passes,
+    scoped_env,
+)
 from vllm_int8.eval.tasks import local_task
 from vllm_int8.platform import CPU, CUDA, ROCM, Platform, use_platform
 
@@ -83,7 +91,7 @@ def test_every_listed_config_exists_and_is_complete(list_file):
     assert names
     for name in names:
         config = load_eval_config(list_file.parent / name)
-        assert config["backend"] == "vllm-int8" and config["limit"] > 0
+        assert config["backend"] in (DEFAULT_BACKEND, VLLM_BACKEND) and config["limit"] > 0
         for task in config["tasks"]:
             assert isinstance(local_task(task["name"]), dict), f"{task['name']} has no local task YAML"
             assert all(m["value"] > 0 for m in task["metrics"]), f"{name}: expected values must be measured"

@@ -114,3 +114,27 @@ def test_plans_follow_swapped_parameter_storage():
     p.update(weight=new_weight, azp_adj=bound.azp_adj, scale_b=bound.scale_b)
     assert torch.equal(bound(x, torch.bfloat16, p["bias"]), ordinary(p, x, p["bias"], torch.bfloat16))
     assert len(bound._plans) == 1
+
+
+@needs_cuda
+@pytest.mark.parametrize("m", [256, 300])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_tma_plans_replay_exactly(scheme, m, monkeypatch):
+    """Prefill on Hopper: the quant kernel and the TMA GEMM replayed, descriptors built per call."""
+    from vllm_int8.ops import scaled_mm_kernel as mm
+    from vllm_int8.ops import triton_compat
+    from vllm_int8.ops.mm_configs import MMConfig
+
+    if not mm.tma_available(torch.device("cuda")):
+        pytest.skip("TMA needs compute capability >= 9.0")
+    cfg = MMConfig(128, 128, 128, group_m=8, num_warps=4, num_stages=3, tma=1)
+    monkeypatch.setattr(mm, "select_config", lambda *a: cfg)
+    p = layer_problem(scheme, 1, 1024, 512, torch.bfloat16, True, True, "cuda")
+    bound = bound_for(p)
+    with mm.record_launches() as launches:
+        for _ in range(3):
+            x = torch.randn(m, 1024, device="cuda", dtype=torch.bfloat16)
+            assert torch.equal(bound(x, torch.bfloat16, p["bias"]), ordinary(p, x, p["bias"], torch.bfloat16))
+    assert all(c.tma for *_, c in launches)  # the ordinary launches compared with took TMA too
+    (plan,) = bound._plans.values()
+    assert plan.checked and type(plan.gemm).__name__ == "_TmaGemm" and triton_compat.replays_off() is None

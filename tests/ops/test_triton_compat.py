@@ -122,6 +122,22 @@ def test_switch_and_disable(monkeypatch, caplog):
     assert triton_compat.replay_unavailable(torch.zeros(1)) == "second"
 
 
+def test_the_switch_is_read_per_call(monkeypatch):
+    class Right(WrongPlan):
+        def __call__(self, x, stream):
+            return "replayed"
+
+    plan = Right()
+    plan.checked = True
+    bound, x = bound_with_plan(monkeypatch, plan)
+    monkeypatch.setattr(bound, "ordinary", lambda *a: "ordinary")
+    assert bound(x, x.dtype, None) == "replayed"
+    monkeypatch.setenv(triton_compat.FAST_LAUNCH_ENV, "0")
+    assert bound(x, x.dtype, None) == "ordinary"
+    monkeypatch.delenv(triton_compat.FAST_LAUNCH_ENV)
+    assert bound(x, x.dtype, None) == "replayed"  # the plans were kept
+
+
 def test_cpu_tensors_never_replay():
     assert triton_compat.replay_unavailable(torch.zeros(1)) == "cpu tensor"
 
@@ -151,8 +167,8 @@ def test_first_replay_that_differs_turns_replays_off(monkeypatch):
     out = bound(x, x.dtype, None)
     assert torch.equal(out, bound.ordinary(x, x.dtype, None))  # the ordinary result, not the replay's
     assert triton_compat.replays_off().startswith("a replayed launch differed")
-    out = bound(x, x.dtype, None)  # and from now on ordinary launches
-    assert not bound._fast and not bound._plans
+    monkeypatch.setattr(bound, "ordinary", lambda *a: "ordinary")
+    assert bound(x, x.dtype, None) == "ordinary"  # and from now on ordinary launches
 
 
 def test_a_replay_that_raises_turns_replays_off(monkeypatch):

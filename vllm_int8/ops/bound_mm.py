@@ -6,9 +6,9 @@ against ~12 µs of GPU time and ~18 µs for a whole bf16 `F.linear`. So the laye
 processed weight tensors here once, and for each activation shape makes a launch plan: the
 config chosen once, the compiled kernels of one ordinary launch kept, and then replayed
 (`triton_compat.Replay`) with only the activation, the quantized activation and its scales, the
-output and (split-K) the workspace changing per call. Plans cover the one-launch decode path
-(the GEMM quantizing its own row) and the two-launch path (quant kernel, then the pointer GEMM);
-GEMMs on the TMA kernel (Hopper prefill, M >= 256) launch the ordinary way.
+output, (split-K) the workspace and (TMA) the tensor descriptors changing per call. Plans cover
+the one-launch decode path (the GEMM quantizing its own row) and the two-launch path (quant
+kernel, then the pointer GEMM, or on Hopper the TMA GEMM).
 
 A plan is keyed on everything Triton specializes on that can change between calls (M, dtypes,
 the activation's strides and 16-byte alignment, which bias), so a replay runs exactly the kernel
@@ -48,6 +48,24 @@ class _Gemm:
             workspace = torch.empty(self.workspace_elems, dtype=torch.int32, device=a.device)
             counters = arrival_counters(a.device, self.tiles)
         self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=workspace, counter_ptr=counters, **per_call)
+        return out
+
+
+class _TmaGemm(_Gemm):
+    """The GEMM half on the TMA kernel: its tensor descriptors are built per call."""
+
+    __slots__ = ("weight", "cfg")
+
+    def __init__(self, replay: Replay, weight: torch.Tensor, out_dtype, cfg):
+        super().__init__(replay, weight.shape[1], out_dtype, cfg, 1)
+        self.weight, self.cfg = weight, cfg
+
+    def __call__(self, stream: int, a: torch.Tensor, m: int, **per_call) -> torch.Tensor:
+        from vllm_int8.ops.tma_mm_kernel import tma_descriptors
+
+        out = torch.empty((m, self.n), dtype=self.out_dtype, device=a.device)
+        a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
+        self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **per_call)
         return out
 
 
@@ -111,12 +129,12 @@ class BoundQuantScaledMM:
                                     self.input_zero_point, self.symmetric, self.backend)  # fmt: skip
 
     def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
-        if self._fast is None or (self._fast and triton_compat.replays_off()):
-            self.slow_reason = triton_compat.replays_off() or triton_compat.replay_unavailable(x) or ""
+        if triton_compat.replays_off() or capturing(x):  # captured calls take two launches (quant_mm says why)
+            return self.ordinary(x, out_dtype, bias)
+        if self._fast is None:
+            self.slow_reason = triton_compat.replay_unavailable(x) or ""
             self._fast = not self.slow_reason
-            if not self._fast:
-                self._plans.clear()
-        if not self._fast or capturing(x):  # captured calls take two ordinary launches (quant_mm says why)
+        if not self._fast:
             return self.ordinary(x, out_dtype, bias)
         key = (x.shape[0], x.dtype, out_dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(bias))
         plan = self._plans.get(key)
@@ -158,7 +176,7 @@ class BoundQuantScaledMM:
             out = torch.empty((m, n), dtype=out_dtype, device=x.device)
             gemm = self._gemm_replay(mm, x, out, scale_a, bias, azp, has_azp, mode, cfg, ())
             return (None if gemm is None else _OneLaunchPlan(gemm)), out
-        if cfg.tma and mm.tma_available(x.device) or x.stride(1) != 1:  # TMA GEMM / a copy first: ordinary
+        if x.stride(1) != 1:  # the quant launcher copies such rows first: ordinary launches
             return None, self.ordinary(x, out_dtype, bias)
         from vllm_int8.ops import quant_kernel
 
@@ -177,11 +195,38 @@ class BoundQuantScaledMM:
             quant = quant if ok else None
         out = torch.empty((m, n), dtype=out_dtype, device=x.device)
         per_token_azp = azp if dynamic and not self.symmetric else None
-        gemm = self._gemm_replay(mm, q, out, scale, bias, per_token_azp, per_token_azp is not None, mm.A_INT8, cfg,
-                                 ("scale_a_ptr", "azp_ptr") if dynamic else ())  # fmt: skip
+        per_call = ("scale_a_ptr", "azp_ptr") if dynamic else ()
+        if cfg.tma and mm.tma_available(x.device) and mm.tma_layout_problem(q, self.weight, out) is None:
+            gemm = self._tma_replay(q, out, scale, bias, per_token_azp, cfg, per_call)
+        else:
+            gemm = self._gemm_replay(mm, q, out, scale, bias, per_token_azp, per_token_azp is not None, mm.A_INT8,
+                                     cfg, per_call)  # fmt: skip
         if quant is None or gemm is None:
             return None, out
         return _TwoLaunchPlan(quant, gemm, dynamic, self.symmetric), out
+
+    def _tma_replay(self, q, out, scale_a, bias, azp, cfg, extra_per_call) -> _Gemm | None:
+        """Launch the TMA GEMM once into `out` (as `scaled_mm_kernel._launch` would); its replay."""
+        from vllm_int8.ops import tma_mm_kernel as tma
+        from vllm_int8.ops.scaled_mm_kernel import flat_contiguous
+
+        vectors = [flat_contiguous(t) for t in (scale_a, self.scale_b, bias, self.azp_adj, azp)]
+        grid, args, constexprs = tma.tma_launch_arguments(q, self.weight, out, *vectors, cfg)
+        per_call = ("a_desc", "b_desc", "c_desc") + extra_per_call
+        replay = Replay.launch(tma._tma_scaled_mm_kernel, grid, args, constexprs, per_call)
+        if replay is None or not self._hold_weight_side(replay, tma._tma_scaled_mm_kernel, scale_a, bias, azp,
+                                                        extra_per_call):  # fmt: skip
+            return None
+        return _TmaGemm(replay, self.weight, out.dtype, cfg)
+
+    def _hold_weight_side(self, replay: Replay, jit_fn, scale_a, bias, azp, extra_per_call) -> bool:
+        """Hold the layer's own vectors where the launch got views of them (False: it got copies)."""
+        sources = {"scale_b_ptr": self.scale_b, "bias_ptr": bias, "azp_adj_ptr": self.azp_adj}
+        if "scale_a_ptr" not in extra_per_call:
+            sources["scale_a_ptr"] = scale_a
+            sources["azp_ptr"] = azp
+        names = [p.name for p in jit_fn.params]
+        return all(source is None or replay.hold(names.index(name), source) for name, source in sources.items())
 
     def _gemm_replay(self, mm, a, out, scale_a, bias, azp, has_azp, mode, cfg, extra_per_call) -> _Gemm | None:
         """Launch the pointer GEMM once into `out`; its replay, or None where none can be made."""
@@ -194,12 +239,9 @@ class BoundQuantScaledMM:
             return None
         # The launch got 1-D views of the vectors (`flat_contiguous`); the plan holds the tensors
         # they view, whose storage a `.data` swap replaces, or makes no plan where a view was a copy.
-        sources = {"b_ptr": self.weight, "scale_b_ptr": self.scale_b, "bias_ptr": bias, "azp_adj_ptr": self.azp_adj}
-        if "scale_a_ptr" not in extra_per_call:
-            sources["scale_a_ptr"] = scale_a
-            sources["azp_ptr"] = azp
         names = [p.name for p in mm._scaled_mm_kernel.params]
-        for name, source in sources.items():
-            if source is not None and not replay.hold(names.index(name), source):
-                return None
+        if not replay.hold(names.index("b_ptr"), self.weight):
+            return None
+        if not self._hold_weight_side(replay, mm._scaled_mm_kernel, scale_a, bias, azp, extra_per_call):
+            return None
         return _Gemm(replay, self.weight.shape[1], out.dtype, cfg, grid[0])

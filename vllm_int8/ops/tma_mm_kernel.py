@@ -179,22 +179,36 @@ def tma_constexprs(cfg: MMConfig, scale_a_numel, scale_b_numel, has_bias, has_az
     }
 
 
-def launch_tma_scaled_mm(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg: MMConfig, num_sms=None):
-    """Fill `out` [M, N] from int8 a [M, K] and weight [K, N] (dense vectors already; layout checked)."""
+def tma_descriptors(a, weight, out, cfg: MMConfig) -> tuple:
+    """(a, b, c) host tensor descriptors of one launch: built per call (a replay too), since each
+    holds its tensor's address; `weight` is [K, N], the layer's layout."""
     m, k = a.shape
     n = weight.shape[1]
     w_nk = weight.t()  # [N, K], K contiguous: the checkpoint's own layout
     store_n = cfg.block_n // 2 if cfg.subtile else cfg.block_n
-    a_desc = TensorDescriptor(a, [m, k], [a.stride(0), 1], [cfg.block_m, cfg.block_k])
-    b_desc = TensorDescriptor(w_nk, [n, k], [w_nk.stride(0), 1], [cfg.block_n, cfg.block_k])
-    c_desc = TensorDescriptor(out, [m, n], [out.stride(0), 1], [cfg.block_m, store_n])
+    return (
+        TensorDescriptor(a, [m, k], [a.stride(0), 1], [cfg.block_m, cfg.block_k]),
+        TensorDescriptor(w_nk, [n, k], [w_nk.stride(0), 1], [cfg.block_n, cfg.block_k]),
+        TensorDescriptor(out, [m, n], [out.stride(0), 1], [cfg.block_m, store_n]),
+    )
+
+
+def tma_launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg: MMConfig, num_sms=None):
+    """(grid, positional arguments, constexprs and options) of one TMA launch (dense vectors already)."""
+    m, k = a.shape
+    n = weight.shape[1]
     if num_sms is None:
         num_sms = _sm_count(out.device.index or 0) if out.is_cuda else 4
     tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
     constexprs = tma_constexprs(
         cfg, scale_a.numel(), scale_b.numel(), bias is not None, azp_adj is not None, azp is not None, num_sms
     )
-    _tma_scaled_mm_kernel[(min(num_sms, tiles),)](
-        a_desc, b_desc, c_desc, scale_a, scale_b, bias, azp_adj, azp, m, n, k, **constexprs
-    )
+    args = (*tma_descriptors(a, weight, out, cfg), scale_a, scale_b, bias, azp_adj, azp, m, n, k)
+    return (min(num_sms, tiles),), args, constexprs
+
+
+def launch_tma_scaled_mm(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg: MMConfig, num_sms=None):
+    """Fill `out` [M, N] from int8 a [M, K] and weight [K, N] (dense vectors already; layout checked)."""
+    grid, args, constexprs = tma_launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg, num_sms)
+    _tma_scaled_mm_kernel[grid](*args, **constexprs)
     return out

@@ -126,7 +126,7 @@ class Replay:
                 self.held[j] = (i, source)
         return True
 
-    def __call__(self, stream: int, **tensors: torch.Tensor | None) -> None:
+    def __call__(self, stream: int, **tensors: object) -> None:
         from triton import knobs
 
         compiled, runtime = self.compiled, knobs.runtime
@@ -137,8 +137,8 @@ class Replay:
         if enter is None:
             for i, tensor in self.held:
                 args[i] = tensor.data_ptr()
-            for name, tensor in tensors.items():
-                args[self.slots[name]] = None if tensor is None else tensor.data_ptr()
+            for name, value in tensors.items():  # tensors as addresses; descriptors, None as they are
+                args[self.slots[name]] = value.data_ptr() if isinstance(value, torch.Tensor) else value
             metadata = None
         else:
             for i, tensor in self.held:
