@@ -39,8 +39,12 @@ def _silence_bars() -> list[tuple[object, object]]:
             pass
     replaced = []
     for name, module in list(sys.modules.items()):
-        bar = getattr(module, "tqdm", None)
-        if name.startswith(BAR_MODULES) and bar is not None and not inspect.ismodule(bar):
+        if not name.startswith(BAR_MODULES):
+            continue
+        # The module's own attribute only: a lazy module's __getattr__ (transformers) would import
+        # whatever the name resolves to, image processors needing torchvision among them.
+        bar = getattr(module, "__dict__", {}).get("tqdm")
+        if bar is not None and not inspect.ismodule(bar):
             replaced.append((module, module.tqdm))
             module.tqdm = _silent_tqdm
     return replaced
