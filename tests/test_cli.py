@@ -93,3 +93,23 @@ def test_eval_is_quiet_and_ends_in_one_table(capfd):
         assert column in header
     rows = [line for line in out.splitlines() if line.startswith("dynamic-asym")]
     assert len(rows) == 2 and all(EXPECTED_KERNEL in row and ("PASS" in row or "FAIL" in row) for row in rows)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("compressed_tensors") is None, reason='needs: pip install -e ".[eval]"')
+def test_a_checkpoint_without_its_weights_is_one_line(capsys, tmp_path):
+    from tests.models.tiny import tiny_llama
+    from vllm_int8.models import quantize_model, save_checkpoint
+
+    model = tiny_llama()
+    config, tensors = quantize_model(model, "dynamic-asym", ())
+    saved = save_checkpoint(tmp_path / "ckpt", model.config, config, tensors)
+    (saved / "model.safetensors").write_bytes(b"\x00" * 10)  # truncated
+    _one_line_error(capsys, ["generate", "hi", "--model", str(saved)], "model.safetensors", "not a readable")
+
+
+def test_version(capsys):
+    from vllm_int8 import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"vllm-int8 {__version__}"

@@ -112,9 +112,11 @@ def sys_argv_of(args: argparse.Namespace) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vllm_int8 import __version__
     from vllm_int8.linear.schemes import ACTIVATION_SCHEMES  # no eval extra needed to parse a command line
 
     parser = argparse.ArgumentParser(prog="vllm-int8", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vllm-int8 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help=cmd_info.__doc__).set_defaults(func=cmd_info)
 

@@ -130,3 +130,63 @@ def test_a_fused_slice_follows_its_input():
         assert torch.equal(attn.q_proj(x), full_x[:, :64])  # asked twice
         x.mul_(2)
         assert torch.equal(attn.v_proj(x), attn.qkv_proj(x)[:, 96:])  # changed in place
+
+
+def sharded_copy(saved, tmp_path):
+    """The checkpoint re-saved as two shards plus an index file, as `save_pretrained` does."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(saved / "model.safetensors")
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    (sharded / "config.json").write_text((saved / "config.json").read_text())
+    for file, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, sharded / file)
+    weight_map = {k: file for file, keys in shards.items() for k in keys}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return sharded
+
+
+def test_sharded_checkpoint_loads_like_the_single_file(tmp_path):
+    float_model = tiny_llama()
+    config, tensors = quantize_model(float_model, "dynamic-asym", ())
+    saved = save_checkpoint(tmp_path / "one", float_model.config, config, tensors)
+    sharded = sharded_copy(saved, tmp_path)
+    ids = token_batches(1)[0]
+    one, _ = load_quantized_model(saved)
+    two, layers = load_quantized_model(sharded)
+    assert layers and torch.equal(one(input_ids=ids).logits, two(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("damage", ["missing shard", "truncated shard", "missing single file", "bad index"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, damage):
+    from vllm_int8.errors import UserInputError
+
+    float_model = tiny_llama()
+    config, tensors = quantize_model(float_model, "dynamic-sym", ())
+    saved = save_checkpoint(tmp_path / "one", float_model.config, config, tensors)
+    target = sharded_copy(saved, tmp_path) if "shard" in damage or "index" in damage else saved
+    if damage == "missing shard":
+        (target / "model-00002-of-00002.safetensors").unlink()
+    elif damage == "truncated shard":
+        shard = target / "model-00001-of-00002.safetensors"
+        shard.write_bytes(shard.read_bytes()[:100])
+    elif damage == "missing single file":
+        (target / "model.safetensors").unlink()
+    else:
+        (target / "model.safetensors.index.json").write_text("{not json")
+    with pytest.raises(UserInputError) as error:
+        load_quantized_model(target)
+    message = str(error.value)
+    assert "\n" not in message and str(target) in message
+
+
+def test_checkpoint_config_names_its_architecture_and_no_local_path(tmp_path):
+    float_model = tiny_llama()
+    float_model.config.architectures = None  # as a GGUF-loaded config has it
+    float_model.config._name_or_path = "/somewhere/on/this/machine"
+    config, tensors = quantize_model(float_model, "dynamic-asym", ())
+    saved = json.loads((save_checkpoint(tmp_path, float_model.config, config, tensors) / "config.json").read_text())
+    assert saved["architectures"] == ["LlamaForCausalLM"] and "_name_or_path" not in saved

@@ -19,6 +19,7 @@ from vllm_int8.models.patching import load_quantized_state, replace_linear_layer
 from vllm_int8.models.scheme import config_to_dict, parse_quantization_config
 
 WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"  # sharded: {"weight_map": {tensor name: shard file}}
 
 
 def save_checkpoint(
@@ -67,6 +68,37 @@ def is_w8a8_checkpoint(directory: str | Path) -> bool:
         raise UserInputError(f"--model {directory}: config.json is not valid JSON ({error})") from None
 
 
+def read_tensors(directory: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint: one `model.safetensors`, or the shards its index file names
+    (what `save_pretrained` writes past its shard size). A missing, truncated or corrupt file is
+    a `UserInputError` naming it."""
+    directory = Path(directory)
+    index = directory / INDEX_FILE
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise UserInputError(f"{index}: not a safetensors index with a weight_map ({error!r})") from None
+        files = sorted(set(weight_map.values()))
+    else:
+        files = [WEIGHTS_FILE]
+    tensors: dict[str, torch.Tensor] = {}
+    for name in files:
+        path = directory / name
+        if not path.is_file():
+            where = f"named by {INDEX_FILE}" if index.is_file() else f"(nor a {INDEX_FILE})"
+            raise UserInputError(f"{path}: no such weights file {where}")
+        try:
+            tensors.update(load_file(path, device=str(device)))
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
+            raise UserInputError(f"{path}: not a readable safetensors file ({type(error).__name__}: {error})") from None
+    if index.is_file():
+        missing = sorted(set(weight_map) - set(tensors))
+        if missing:
+            raise UserInputError(f"{index}: names {len(missing)} tensors its shards lack, e.g. {missing[0]}")
+    return tensors
+
+
 def load_quantized_model(
     directory: str | Path,
     device: str | torch.device = "cpu",
@@ -87,6 +119,6 @@ def load_quantized_model(
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
     layers = replace_linear_layers(model, quantization_config, kernel)
-    tensors = load_file(directory / WEIGHTS_FILE, device=str(device))
+    tensors = read_tensors(directory, device)
     load_quantized_state(model, layers, tensors)
     return model.eval(), layers
