@@ -138,3 +138,21 @@ def test_tma_plans_replay_exactly(scheme, m, monkeypatch):
     assert all(c.tma for *_, c in launches)  # the ordinary launches compared with took TMA too
     (plan,) = bound._plans.values()
     assert plan.checked and type(plan.gemm).__name__ == "_TmaGemm" and triton_compat.replays_off() is None
+
+
+@needs_cuda
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_replays_under_launch_hooks_pass_tensors_and_stay_exact(scheme, monkeypatch):
+    """With a profiler's launch hook set, replays hand it tensors and launch metadata, and the
+    two-launch plan allocates its scales as tensors: results stay bit for bit."""
+    from triton import knobs
+
+    seen = []
+    p = layer_problem(scheme, 1, 2048, 512, torch.bfloat16, True, True, "cuda")
+    bound = bound_for(p)
+    x = torch.randn(16, 2048, device="cuda", dtype=torch.bfloat16)
+    bound(x, torch.bfloat16, p["bias"])  # the plan, made without hooks
+    monkeypatch.setattr(knobs.runtime, "launch_enter_hook", lambda metadata: seen.append(metadata))
+    for _ in range(3):
+        assert torch.equal(bound(x, torch.bfloat16, p["bias"]), ordinary(p, x, p["bias"], torch.bfloat16))
+    assert seen and bound._plans

@@ -91,15 +91,30 @@ class _TwoLaunchPlan:
         self.quant, self.gemm, self.dynamic, self.symmetric, self.checked = quant, gemm, dynamic, symmetric, False
 
     def __call__(self, x: torch.Tensor, stream: int) -> torch.Tensor:
-        m = x.shape[0]
-        q = torch.empty(x.shape, dtype=torch.int8, device=x.device)
+        m, k = x.shape
         if not self.dynamic:
+            q = torch.empty((m, k), dtype=torch.int8, device=x.device)
             self.quant(stream, x_ptr=x, q_ptr=q)
             return self.gemm(stream, q, m)
-        scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
-        azp = None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
-        self.quant(stream, x_ptr=x, q_ptr=q, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
-        return self.gemm(stream, q, m, scale_a_ptr=scale, azp_ptr=azp)
+        if triton_compat.hooks_active():  # hooks see tensors, as in an ordinary launch
+            scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
+            azp = None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
+            q = torch.empty((m, k), dtype=torch.int8, device=x.device)
+            self.quant(stream, x_ptr=x, q_ptr=q, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
+            return self.gemm(stream, q, m, scale_a_ptr=scale, azp_ptr=azp)
+        # One allocation for the int8 rows, their scales and zero points (each part 256-byte
+        # aligned, as Triton's pointer specialization saw fresh tensors): two fewer torch.empty.
+        scale_at = _aligned(m * k)
+        azp_at = scale_at + _aligned(4 * m)
+        buffer = torch.empty(azp_at + 4 * m, dtype=torch.int8, device=x.device)
+        base = buffer.data_ptr()
+        scale, azp = base + scale_at, None if self.symmetric else base + azp_at
+        self.quant(stream, x_ptr=x, q_ptr=base, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
+        return self.gemm(stream, buffer.as_strided((m, k), (k, 1)), m, scale_a_ptr=scale, azp_ptr=azp)
+
+
+def _aligned(nbytes: int, alignment: int = 256) -> int:
+    return -(-nbytes // alignment) * alignment
 
 
 def _current_stream(device: torch.device) -> int:

@@ -83,6 +83,22 @@ def replay_unavailable(x: torch.Tensor) -> str | None:
     return None
 
 
+def launch_hooks() -> tuple[object, object]:
+    """Triton's (enter, exit) launch hooks, or (None, None) where none is set (Triton 3.6 keeps
+    empty hook chains there: a launch passes them, and they do nothing)."""
+    from triton import knobs
+
+    enter, leave = knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
+    if not getattr(enter, "calls", enter is not None) and not getattr(leave, "calls", leave is not None):
+        return None, None
+    return enter, leave
+
+
+def hooks_active() -> bool:
+    """Whether a launch hook is set (a profiler): then replays pass tensors, not addresses."""
+    return launch_hooks() != (None, None)
+
+
 class Replay:
     """One compiled launch, replayed with new tensors in the named parameters (`per_call`).
 
@@ -127,14 +143,10 @@ class Replay:
         return True
 
     def __call__(self, stream: int, **tensors: object) -> None:
-        from triton import knobs
-
-        compiled, runtime = self.compiled, knobs.runtime
-        enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
-        if not getattr(enter, "calls", True) and not getattr(leave, "calls", True):
-            enter = leave = None  # Triton 3.6's empty hook chains: as a launch without hooks
+        compiled = self.compiled
+        enter, leave = launch_hooks()
         args = self.template.copy()  # a copy per call: two threads may replay one plan at once
-        if enter is None:
+        if enter is None and leave is None:
             for i, tensor in self.held:
                 args[i] = tensor.data_ptr()
             for name, value in tensors.items():  # tensors as addresses; descriptors, None as they are
