@@ -113,3 +113,20 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"vllm-int8 {__version__}"
+
+
+def test_help_imports_neither_torch_nor_triton():
+    import subprocess
+    import sys
+
+    code = ("import sys; from vllm_int8.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_scheme_names_are_the_schemes():
+    from vllm_int8.cli import SCHEME_NAMES
+    from vllm_int8.linear.schemes import ACTIVATION_SCHEMES
+
+    assert tuple(ACTIVATION_SCHEMES) == SCHEME_NAMES

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+# The four activation schemes (vllm_int8.linear.schemes), named here so that parsing a command
+# line, `--help` included, imports neither torch nor Triton.
+SCHEME_NAMES = ("dynamic-sym", "dynamic-asym", "static-sym", "static-asym")
 DEFAULT_MODEL = "embedded"
 DEFAULT_SCHEME = "dynamic-asym"
 
@@ -40,15 +43,25 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     """Quantize a float model (default: the embedded SmolLM2) into a W8A8 compressed-tensors checkpoint."""
     from vllm_int8.models import load_float_model, quantize_model, save_checkpoint
     from vllm_int8.models.calibration import calibration_batches
+    from vllm_int8.models.embedded import EMBEDDED_ALIASES
     from vllm_int8.models.smoothquant import resolve_alpha
 
-    model, tokenizer = load_float_model(args.model)
     alpha = resolve_alpha(args.scheme, args.smoothquant)
+    smoothing = f", SmoothQuant alpha {alpha}" if alpha is not None else ""
+    if args.model in EMBEDDED_ALIASES:  # built once per scheme and setting, then copied from the cache
+        import shutil
+
+        from vllm_int8.models.cache import embedded_checkpoint
+
+        cached = embedded_checkpoint(args.scheme, alpha, args.calibration_batches, progress=True)
+        shutil.copytree(cached, args.output, dirs_exist_ok=True)
+        print(f"wrote {args.scheme} W8A8 checkpoint{smoothing} to {args.output}")
+        return 0
+    model, tokenizer = load_float_model(args.model)
     calibrate = args.scheme.startswith("static") or alpha is not None
     batches = calibration_batches(tokenizer, args.calibration_batches) if calibrate else ()
     config, tensors = quantize_model(model, args.scheme, batches, progress=True, smoothquant=alpha)
     path = save_checkpoint(args.output, model.config, config, tensors, tokenizer, model.generation_config)
-    smoothing = f", SmoothQuant alpha {alpha}" if alpha is not None else ""
     print(f"wrote {args.scheme} W8A8 checkpoint{smoothing} to {path}")
     return 0
 
@@ -113,14 +126,13 @@ def sys_argv_of(args: argparse.Namespace) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from vllm_int8 import __version__
-    from vllm_int8.linear.schemes import ACTIVATION_SCHEMES  # no eval extra needed to parse a command line
 
     parser = argparse.ArgumentParser(prog="vllm-int8", description=__doc__)
     parser.add_argument("--version", action="version", version=f"vllm-int8 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help=cmd_info.__doc__).set_defaults(func=cmd_info)
 
-    schemes = list(ACTIVATION_SCHEMES)
+    schemes = list(SCHEME_NAMES)
     quantize = sub.add_parser("quantize", help=cmd_quantize.__doc__)
     quantize.add_argument("--model", default=DEFAULT_MODEL, help="'embedded' or a local HF model directory")
     quantize.add_argument("--scheme", default=DEFAULT_SCHEME, choices=schemes)

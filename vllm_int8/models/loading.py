@@ -6,7 +6,7 @@ import torch
 
 from vllm_int8.linear import Int8Linear
 from vllm_int8.models.checkpoint import is_w8a8_checkpoint, load_quantized_model
-from vllm_int8.models.embedded import load_float_model
+from vllm_int8.models.embedded import EMBEDDED_ALIASES, load_float_model
 
 FLOAT = "float"
 
@@ -21,8 +21,9 @@ def load_model(
 ) -> tuple[torch.nn.Module, object, dict[str, Int8Linear]]:
     """(model, tokenizer, {name: Int8Linear}).
 
-    `model`: "embedded" (SmolLM2 GGUF), a float HF model directory, or a W8A8 checkpoint directory
-    (used as saved, `scheme` ignored). `scheme`: one of ACTIVATION_SCHEMES to quantize a float
+    `model`: "embedded" (SmolLM2 GGUF; quantized schemes come from the checkpoint cache,
+    `vllm_int8.models.cache`, built on first use), a float HF model directory, or a W8A8 checkpoint
+    directory (used as saved, `scheme` ignored). `scheme`: one of ACTIVATION_SCHEMES to quantize a float
     model now (smoothed, and for static schemes calibrated, on the OS's license texts), or "float" for no quantization.
     `smoothquant`: a SmoothQuant alpha, None for none, or "default" (`smoothquant.default_alpha`).
     """
@@ -32,6 +33,10 @@ def load_model(
 
     if dtype is None:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if model in EMBEDDED_ALIASES and scheme != FLOAT:  # quantized once per scheme, then read from the cache
+        from vllm_int8.models.cache import embedded_checkpoint
+
+        model = str(embedded_checkpoint(scheme, smoothquant, progress=progress))
     if is_w8a8_checkpoint(model):
         from transformers import AutoTokenizer
 
