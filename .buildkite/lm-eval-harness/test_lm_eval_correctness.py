@@ -10,32 +10,22 @@ import pytest
 import yaml
 
 from vllm_int8.eval.harness import (
-    DEFAULT_RTOL,
     build_lm,
     check_baseline_band,
     check_metrics,
     check_model,
     launch_lm_eval,
+    rocm_arch_skip_reason,
     scoped_env,
 )
 from vllm_int8.platform import current_platform
 
-__all__ = ["DEFAULT_RTOL", "_check_rocm_gpu_arch_requirement"]
-
 
 def _check_rocm_gpu_arch_requirement(eval_config: dict) -> None:
     """Skip a config whose `required_gpu_arch` names no arch of this ROCm GPU; ignored off ROCm."""
-    required = eval_config.get("required_gpu_arch")
-    if not required:
-        return
-    platform = current_platform()
-    if not platform.is_rocm:
-        return
-    arch = platform.arch or ""
-    if not any(wanted in arch for wanted in required):
-        pytest.skip(
-            f"{eval_config.get('model_name')} requires one of {list(required)}; this GPU's gcnArchName is {arch!r}"
-        )
+    reason = rocm_arch_skip_reason(eval_config, current_platform())
+    if reason:
+        pytest.skip(reason)
 
 
 def test_lm_eval_correctness_param(config_filename: Path, tp_size: int):

@@ -14,6 +14,7 @@ from vllm_int8.eval.harness import (
     check_metrics,
     load_eval_config,
     metric_passes,
+    rocm_arch_skip_reason,
     scoped_env,
 )
 from vllm_int8.eval.tasks import local_task
@@ -23,38 +24,39 @@ REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / ".buildkite" / "lm-eval-harness" / "test_lm_eval_correctness.py"
 
 
-def harness_module():
-    spec = importlib.util.spec_from_file_location("lm_eval_harness_under_test", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 GATED = {"model_name": "embedded", "required_gpu_arch": ["gfx942", "gfx950"]}
+MI325 = Platform(ROCM, "gfx942:sramecc+:xnack-", "AMD Instinct MI325X", 94)
 
 
 def test_rocm_gfx942_runs_a_gfx942_config():
-    with use_platform(Platform(ROCM, "gfx942:sramecc+:xnack-", "AMD Instinct MI325X", 94)):
-        harness_module()._check_rocm_gpu_arch_requirement(GATED)  # no skip
+    assert rocm_arch_skip_reason(GATED, MI325) is None
 
 
 def test_rocm_gfx90a_skips_with_both_archs_named():
-    with use_platform(Platform(ROCM, "gfx90a:sramecc+:xnack-", "AMD Instinct MI250X", 90)):
-        with pytest.raises(pytest.skip.Exception) as skipped:
-            harness_module()._check_rocm_gpu_arch_requirement(GATED)
-    message = str(skipped.value)
-    assert "gfx942" in message and "gfx950" in message and "gfx90a" in message
+    reason = rocm_arch_skip_reason(GATED, Platform(ROCM, "gfx90a:sramecc+:xnack-", "AMD Instinct MI250X", 90))
+    assert reason and "gfx942" in reason and "gfx950" in reason and "gfx90a" in reason
 
 
 @pytest.mark.parametrize("platform", [Platform(CUDA, "sm_90", "H100", 90), Platform(CPU)], ids=["cuda", "cpu"])
 def test_other_platforms_ignore_the_field(platform):
-    with use_platform(platform):
-        harness_module()._check_rocm_gpu_arch_requirement(GATED)
+    assert rocm_arch_skip_reason(GATED, platform) is None
 
 
 def test_no_field_runs_on_any_rocm_gpu():
-    with use_platform(Platform(ROCM, "gfx1100", "Radeon", 110)):
-        harness_module()._check_rocm_gpu_arch_requirement({"model_name": "embedded"})
+    assert rocm_arch_skip_reason({"model_name": "embedded"}, Platform(ROCM, "gfx1100", "Radeon", 110)) is None
+
+
+def test_the_harness_skips_through_the_package_gate(monkeypatch):
+    """The .buildkite harness calls the package's gate with this process's platform."""
+    spec = importlib.util.spec_from_file_location("lm_eval_harness_under_test", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with use_platform(Platform(ROCM, "gfx90a", "AMD Instinct MI250X", 90)):
+        with pytest.raises(pytest.skip.Exception, match="gfx90a"):
+            module._check_rocm_gpu_arch_requirement(GATED)
+    with use_platform(MI325):
+        module._check_rocm_gpu_arch_requirement(GATED)  # runs: a skip here would fail the test below
+        assert rocm_arch_skip_reason(GATED, MI325) is None
 
 
 def test_tolerance_semantics():

@@ -51,7 +51,8 @@ def test_parameters_follow_the_compressed_tensors_layout():
     assert layer.weight.shape == (48, 64) and layer.weight.dtype == torch.int8
     assert layer.weight_scale.shape == (3,) and layer.input_scale.shape == (3,)
     assert layer.input_zero_point.dtype == torch.int8 and layer.bias.shape == (48,)
-    assert "CPUInt8ScaledMMLinearKernel" in repr(layer) or "Triton" in repr(layer)
+    expected = "TritonInt8ScaledMMLinearKernel" if torch.cuda.is_available() else "CPUInt8ScaledMMLinearKernel"
+    assert type(layer.kernel).__name__ == expected and expected in repr(layer)
 
 
 def test_bad_sizes_are_refused():

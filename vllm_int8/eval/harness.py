@@ -115,6 +115,18 @@ def launch_lm_eval(eval_config: dict, tp_size: int = 1, device: str = "auto", li
     return results, lm
 
 
+def rocm_arch_skip_reason(eval_config: dict, platform) -> str | None:
+    """Why a config whose `required_gpu_arch` names no arch of this ROCm GPU is skipped (None: it
+    runs). The field is ignored off ROCm and where it is absent."""
+    required = eval_config.get("required_gpu_arch")
+    if not required or not platform.is_rocm:
+        return None
+    arch = platform.arch or ""
+    if any(wanted in arch for wanted in required):
+        return None
+    return f"{eval_config.get('model_name')} requires one of {list(required)}; this GPU's gcnArchName is {arch!r}"
+
+
 def metric_passes(measured: float, expected: float, rtol: float, higher_is_better: bool = True) -> bool:
     if higher_is_better:
         return measured >= expected * (1 - rtol)
