@@ -22,7 +22,7 @@ for step in "${@:-all}"; do
       python -m pytest -q -x $n -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu_tests.log" | tail -25 ;;
     quick-tests) python -m pytest -q -p no:cacheprovider -n 4 tests/ops/test_bound_mm.py tests/ops/test_rocm_check.py \
                    tests/linear tests/models 2>&1 | tee "$OUT/gpu_quick_tests.log" | tail -8 ;;
-    stress) python kernels/stress_split_k.py --steps 300 2>&1 | tee "$OUT/stress_split_k.log" | tail -40 ;;
+    stress) python -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/gpu_checks.log" | tail -10 ;;
     quant) python kernels/sweep_quant.py --m 1,16,32,64,256,4096,16384 --k 4096,14336,18944,28672 2>&1 \
              | grep -v Warning | tee "$OUT/sweep_quant.log" | grep shipped ;;
     gemm) python kernels/benchmark_int8_scaled_mm.py --m 1,16,256,1024,4096,8192 2>&1 | tee "$OUT/bench.log" | tail -30

@@ -1,6 +1,6 @@
-"""A compute-sanitizer target: every kernel path on ragged shapes, results checked.
+"""The compute-sanitizer target of `test_sanitizer.py`: every kernel path on ragged shapes, checked.
 
-compute-sanitizer --tool memcheck python kernels/sanitize_ragged.py
+compute-sanitizer --tool memcheck python -m tests.gpu.sanitize_target
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 
 import torch
-from soak import azp_terms
 
+from tests.gpu.test_soak import azp_terms
 from vllm_int8 import ops
 
 SHAPES = [(1, 1, 1), (1, 33, 17), (17, 100, 35), (70, 257, 130), (129, 576, 960), (5, 9000, 3)]
@@ -52,7 +52,7 @@ def main() -> None:
         torch.testing.assert_close(out.float(), ref, rtol=2e-3, atol=2e-3)
         checked += 1
     torch.cuda.synchronize()
-    print(f"sanitize_ragged: {checked} cases checked")
+    print(f"sanitize_target: {checked} cases checked")
 
 
 if __name__ == "__main__":
