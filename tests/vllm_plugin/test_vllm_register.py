@@ -114,3 +114,16 @@ def test_info_reports_vllms_choice(restore_vllm_lists, monkeypatch):
     report = describe_vllm()
     choices = [line.split()[-1] for line in report.splitlines() if line.startswith(("dynamic", "static"))]
     assert choices == ["CPUInt8ScaledMMLinearKernel"] * 4
+
+
+def test_an_error_while_registering_is_one_line_not_a_crash(restore_vllm_lists, monkeypatch, caplog):
+    from vllm_int8.vllm_plugin import placement
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("placement exploded")
+
+    monkeypatch.setattr(placement, "placements", broken)
+    with caplog.at_level(logging.WARNING, logger="vllm.vllm_int8"):
+        assert plugin.register() == []
+    (record,) = [r for r in caplog.records if r.name == "vllm.vllm_int8"]
+    assert "not registered: RuntimeError: placement exploded" in record.getMessage()

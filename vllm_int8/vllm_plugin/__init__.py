@@ -23,12 +23,22 @@ _announcement: list[str] = []  # its log line, until logged
 
 
 def register() -> list[str]:
-    """Place our kernels in vLLM's INT8 lists; returns what was placed ([] when nothing was)."""
+    """Place our kernels in vLLM's INT8 lists; returns what was placed ([] when nothing was).
+    Never raises: vLLM calls it while starting, and a plugin's error would stop the server."""
     from vllm_int8 import __version__
 
+    try:
+        return _register(__version__)
+    except Exception as error:  # noqa: BLE001 - vLLM keeps its own kernels, whatever went wrong
+        logger.warning("vllm-int8 %s: not registered: %s: %s", __version__, type(error).__name__, error)
+        _registered[:] = []
+        return []
+
+
+def _register(package_version: str) -> list[str]:
     api, reason = check_vllm(allow_untested=env_flag(ALLOW_UNTESTED_ENV, False))
     if api is None:
-        logger.warning("vllm-int8 %s: not registered: %s", __version__, reason)
+        logger.warning("vllm-int8 %s: not registered: %s", package_version, reason)
         _registered[:] = []
         return []
     from vllm_int8.vllm_plugin.kernels import VllmInt8CPUKernel, VllmInt8TritonKernel
@@ -47,7 +57,7 @@ def register() -> list[str]:
         placed.append(placement.describe())
     api.kernels._LINEAR_BACKEND_KERNEL_MAP.setdefault("triton", set()).add(VllmInt8TritonKernel)
     _registered[:] = placed
-    _announcement[:] = [f"vllm-int8 {__version__}: registered for INT8 W8A8 (vLLM {api.version}): {'; '.join(placed)}"]
+    _announcement[:] = [f"vllm-int8 {package_version}: registered for INT8 W8A8 (vLLM {api.version}): {'; '.join(placed)}"]
     if logger.hasHandlers():
         announce()
     return placed
