@@ -57,7 +57,8 @@ def _register(package_version: str) -> list[str]:
         placed.append(placement.describe())
     api.kernels._LINEAR_BACKEND_KERNEL_MAP.setdefault("triton", set()).add(VllmInt8TritonKernel)
     _registered[:] = placed
-    _announcement[:] = [f"vllm-int8 {package_version}: registered for INT8 W8A8 (vLLM {api.version}): {'; '.join(placed)}"]
+    where = "; ".join(placed)
+    _announcement[:] = [f"vllm-int8 {package_version}: registered for INT8 W8A8 (vLLM {api.version}): {where}"]
     if logger.hasHandlers():
         announce()
     return placed
