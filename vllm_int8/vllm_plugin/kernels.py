@@ -70,5 +70,3 @@ class VllmInt8CPUKernel(_Wrapped):
 
     ours = CPUInt8ScaledMMLinearKernel
 
-
-KERNEL_CLASSES = (VllmInt8TritonKernel, VllmInt8CPUKernel)
