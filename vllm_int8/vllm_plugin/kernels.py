@@ -69,4 +69,3 @@ class VllmInt8CPUKernel(_Wrapped):
     """The exact torch reference (CPU): `CPUInt8ScaledMMLinearKernel`."""
 
     ours = CPUInt8ScaledMMLinearKernel
-
