@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -23,17 +22,6 @@ from gpu_timing import graph_time_ms, host_us_per_call
 
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import triton_compat
-
-
-def synced_us(call, n: int) -> float:
-    for _ in range(5):
-        call()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n):
-        call()
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n * 1e6
 
 
 def with_replays(on: bool, fn):
@@ -54,8 +42,8 @@ def measure(layer, w16, m: int, k: int, calls: int, rounds: int) -> dict:
         "int8": with_replays(True, lambda: host_us_per_call(lambda: layer(x), calls)),
         "int8_no_replay": with_replays(False, lambda: host_us_per_call(lambda: layer(x), calls)),
         "bf16": lambda: host_us_per_call(lambda: F.linear(x, w16), calls),
-        "int8_sync": with_replays(True, lambda: synced_us(lambda: layer(x), calls)),
-        "bf16_sync": lambda: synced_us(lambda: F.linear(x, w16), calls),
+        "int8_sync": with_replays(True, lambda: host_us_per_call(lambda: layer(x), calls, sync_each=True)),
+        "bf16_sync": lambda: host_us_per_call(lambda: F.linear(x, w16), calls, sync_each=True),
     }
     samples = {name: [] for name in measures}
     for r in range(rounds):

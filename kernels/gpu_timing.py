@@ -96,13 +96,16 @@ def alternating_ms(measures: list[Callable[[], float]], rounds: int, settle_s: f
     return [statistics.median(t) for t in times]
 
 
-def host_us_per_call(call: Callable[[], object], n: int = 300) -> float:
-    """Wall-clock microseconds per eager call (host overhead when the kernel is tiny)."""
+def host_us_per_call(call: Callable[[], object], n: int = 300, sync_each: bool = False) -> float:
+    """Wall-clock microseconds per eager call (host overhead when the kernel is tiny): back to
+    back, synchronized once at the end, or (`sync_each`) synchronized after every call."""
     for _ in range(10):
         call()
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(n):
         call()
+        if sync_each:
+            torch.cuda.synchronize()
     torch.cuda.synchronize()
     return (time.perf_counter() - start) / n * 1e6
