@@ -2,37 +2,31 @@
 
     python engine_probe.py PROMPTS_JSON MAX_TOKENS CHECKPOINT [CHECKPOINT ...]
 
-For each checkpoint: which kernel class vLLM built for each quantized linear module (counted),
+For each checkpoint: which kernel class vLLM built for each quantized linear module (counted, with
+the checkpoint linears those modules hold),
 and the greedy tokens of each prompt. A separate process, because vLLM's plugins load once per
 process: the tests run it with and without our plugin.
 """
 
 from __future__ import annotations
 
-import collections
 import gc
 import json
 import os
 import sys
 
 
-def kernel_counts(model) -> dict[str, int]:
-    counts = collections.Counter()
-    for module in model.modules():
-        kernel = getattr(getattr(module, "scheme", None), "kernel", None)
-        if kernel is not None:
-            counts[type(kernel).__name__] += 1
-    return dict(counts)
-
-
 def probe(checkpoint: str, prompts: list[str], max_tokens: int) -> dict:
     from vllm import LLM, SamplingParams
     from vllm.distributed import cleanup_dist_env_and_memory
 
+    from vllm_int8.eval.lm_eval_vllm import kernel_report  # what the harness checks, counted the same way
+
     llm = LLM(model=checkpoint, enforce_eager=True, dtype="float32", max_model_len=256, max_num_seqs=len(prompts),
               seed=0, kv_cache_memory_bytes=128 << 20)  # fmt: skip
     try:
-        counts = llm.apply_model(kernel_counts)[0]
+        counts = llm.apply_model(kernel_report)[0]
+        linears = counts.pop("_checkpoint_linears")
         outputs = llm.generate(prompts, SamplingParams(max_tokens=max_tokens, temperature=0.0), use_tqdm=False)
         tokens = [list(o.outputs[0].token_ids) for o in outputs]
         prompt_tokens = [list(o.prompt_token_ids) for o in outputs]
@@ -40,7 +34,7 @@ def probe(checkpoint: str, prompts: list[str], max_tokens: int) -> dict:
         del llm
         gc.collect()
         cleanup_dist_env_and_memory()
-    return {"kernels": counts, "tokens": tokens, "prompt_tokens": prompt_tokens}
+    return {"kernels": counts, "linears": linears, "tokens": tokens, "prompt_tokens": prompt_tokens}
 
 
 def main(argv: list[str]) -> None:

@@ -26,6 +26,7 @@ MAX_TOKENS = 12
 # top-1 at 139 of 144 positions, and never more than 0.23 below it.
 LOGIT_SLACK = 0.5
 LINEAR_MODULES = 30 * 4  # decoder layers x (qkv, o, gate_up, down): vLLM fuses q/k/v and gate/up
+CHECKPOINT_LINEARS = 30 * 7  # the checkpoint's q, k, v, o, gate, up, down per layer
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,7 @@ def without_plugin(checkpoints) -> dict:
 def test_vllm_builds_our_kernel_for_every_quantized_linear(with_plugin):
     for scheme, result in with_plugin["by_scheme"].items():
         assert result["kernels"] == {"VllmInt8CPUKernel": LINEAR_MODULES}, scheme
+        assert result["linears"] == CHECKPOINT_LINEARS, scheme
     assert "Selected VllmInt8CPUKernel for CompressedTensorsW8A8Int8" in with_plugin["log"]
     log_lines = [line for line in with_plugin["log"].splitlines() if "vllm-int8" in line and "registered" in line]
     assert len(log_lines) == 1 and "VllmInt8CPUKernel on CPU (first)" in log_lines[0]

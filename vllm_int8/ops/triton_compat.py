@@ -43,6 +43,14 @@ def version_tested(version: str | None = None) -> bool:
     return ".".join(version.split("+")[0].split(".")[:2]) in TESTED_TRITON
 
 
+def describe_version() -> str:
+    """ "Triton 3.6.0 (tested)" or "Triton 3.7.0 (untested; tested: 3.6, 3.9)", for log lines."""
+    version = triton_version()
+    if version_tested(version):
+        return f"Triton {version} (tested)"
+    return f"Triton {version} (untested; tested: {', '.join(TESTED_TRITON)})"
+
+
 def disable(reason: str) -> None:
     """Turn replays off for this process (ordinary launches from now on), saying why once."""
     global _disabled
@@ -58,17 +66,17 @@ def enable_again() -> None:
 
 
 def replays_off() -> str | None:
-    """The per-call check (cheap): replays switched off by the environment or by `disable`."""
+    """The per-call check (cheap): replays switched off by `disable` or by the environment."""
     if _disabled is not None:
         return _disabled
-    off = os.environ.get(FAST_LAUNCH_ENV, "1").strip().lower() in ("0", "false", "no", "off")
-    return f"{FAST_LAUNCH_ENV}=0" if off else None
+    return None if env_flag(FAST_LAUNCH_ENV, True) else f"{FAST_LAUNCH_ENV}=0"
 
 
 def replay_unavailable(x: torch.Tensor) -> str | None:
     """Why compiled kernels are not replayed for tensors like x (None: they are)."""
-    if not env_flag(FAST_LAUNCH_ENV, True) or _disabled is not None:
-        return replays_off() or f"{FAST_LAUNCH_ENV}=0"
+    off = replays_off()
+    if off:
+        return off
     if x.device.type != "cuda":
         return f"{x.device.type} tensor"
     if os.environ.get("TRITON_INTERPRET") == "1":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One device call: environment, the GPU test suite, the split-K stress test, the host profile.
-# Usage (on the GPU machine, repo root): bash kernels/gpu_session.sh [tests|stress|host|layer|tune|all]...
+# One device call: environment, the GPU test suite, the GPU checks (tests/gpu), the host profile.
+# Usage (on the GPU machine, repo root): bash kernels/gpu_steps.sh [tests|stress|host|layer|tune|all]...
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
