@@ -9,7 +9,7 @@ import itertools
 
 import torch
 
-from tests.gpu.test_soak import azp_terms
+from tests.problems import azp_terms
 from vllm_int8 import ops
 
 SHAPES = [(1, 1, 1), (1, 33, 17), (17, 100, 35), (70, 257, 130), (129, 576, 960), (5, 9000, 3)]

@@ -15,6 +15,7 @@ import random
 import pytest
 import torch
 
+from tests.problems import azp_terms
 from vllm_int8 import ops
 from vllm_int8.ops.quant_kernel import _scaled_int8_quant_kernel
 from vllm_int8.ops.scaled_mm_kernel import _scaled_mm_kernel
@@ -28,15 +29,6 @@ def compiled_variants() -> int:
     for fn in (_scaled_int8_quant_kernel, _scaled_mm_kernel):
         total += sum(len(cache[0]) for cache in fn.device_caches.values())
     return total
-
-
-def azp_terms(w, x_zp, symmetric: bool, static: bool):
-    """(azp_adj, per-token azp) for the GEMM after a quant: static folds azp into the column sums."""
-    if symmetric:
-        return None, None
-    if static:
-        return w.sum(0, dtype=torch.int32) * x_zp, None
-    return w.sum(0, dtype=torch.int32), x_zp.reshape(-1)
 
 
 def one_call(rng: random.Random) -> None:

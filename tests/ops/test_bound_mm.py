@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from tests.ops.test_quant_mm import SCHEMES, layer_problem
+from tests.problems import LAYER_SCHEMES as SCHEMES
+from tests.problems import layer_problem
 from vllm_int8.ops.bound_mm import BoundQuantScaledMM
 from vllm_int8.ops.launch_overlap import pdl_forced
 from vllm_int8.ops.quant_mm import quant_scaled_mm_impl

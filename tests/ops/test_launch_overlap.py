@@ -12,9 +12,9 @@ import dataclasses
 import pytest
 import torch
 
-from tests.ops.test_quant_mm import SCHEMES, layer_problem
-from tests.ops.test_scaled_mm_kernel import SMALL_TILES
 from tests.oracle import assert_within_rounding, scaled_mm_float64
+from tests.problems import LAYER_SCHEMES as SCHEMES
+from tests.problems import SMALL_TILES, layer_problem
 from vllm_int8 import ops
 from vllm_int8.ops import launch_overlap, quant_kernel, scaled_mm_kernel
 from vllm_int8.ops.launch_overlap import PDL_EARLY, PDL_WAIT, gemm_pdl_options, pdl_forced, quant_pdl_options

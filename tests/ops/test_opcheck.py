@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.ops.test_scaled_mm_kernel import make_problem
+from tests.problems import make_problem
 from vllm_int8 import ops  # noqa: F401 - registers the ops
 
 # test_aot_dispatch_dynamic compiles; the interpreter makes that slow, so it runs on GPUs only.

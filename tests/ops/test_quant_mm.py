@@ -5,30 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from tests.ops.test_scaled_mm_kernel import SMALL_TILES
 from tests.oracle import assert_within_rounding, scaled_mm_float64
+from tests.problems import LAYER_SCHEMES, SMALL_TILES, layer_problem
 from vllm_int8 import ops
 from vllm_int8.ops.quant_mm import fused_fits
 
-SCHEMES = ["dynamic_sym", "dynamic_asym", "static_sym", "static_asym"]
-
-
-def layer_problem(scheme, m, k, n, dtype, with_bias, per_channel, device):
-    """Float activations and a weight stored as the linear layer stores it ([K, N] view, azp_adj folded)."""
-    x = (torch.randn(m, k, device=device) * torch.rand(m, 1, device=device) * 4 + 0.3).to(dtype)
-    w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device=device).t()
-    scale_b = torch.rand(n if per_channel else 1, 1, device=device) * 0.02 + 1e-3
-    bias = torch.randn(n, device=device).to(dtype) if with_bias else None
-    static, symmetric = scheme.startswith("static"), scheme.endswith("_sym")
-    input_scale = torch.tensor([0.021], device=device) if static else None
-    input_zp = torch.tensor([-7], dtype=torch.int32, device=device) if static and not symmetric else None
-    azp_adj = None
-    if not symmetric:
-        azp_adj = w.sum(0, dtype=torch.int32)
-        if static:
-            azp_adj = azp_adj * input_zp
-    return dict(x=x, weight=w, scale_b=scale_b, bias=bias, azp_adj=azp_adj, input_scale=input_scale,
-                input_zero_point=input_zp, symmetric=symmetric)  # fmt: skip
+SCHEMES = LAYER_SCHEMES
 
 
 def two_launches(p, out_dtype):

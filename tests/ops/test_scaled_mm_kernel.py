@@ -6,41 +6,11 @@ import pytest
 import torch
 
 from tests.oracle import assert_within_rounding, scaled_mm_float64
+from tests.problems import GEMM_SCHEMES, SMALL_TILES, SWAPPED_TILES, int8, make_problem
 from vllm_int8 import ops
-from vllm_int8.ops import MMConfig
 
-# Small tiles so a small problem still has several tiles, a K loop and masked edges in every direction.
-SMALL_TILES = MMConfig(block_m=16, block_n=16, block_k=32, group_m=2, num_warps=4, num_stages=2)
-# The same tiles computing C^T = B^T A^T (the decode configs' swap_ab), with and without split-K.
-SWAPPED_TILES = dataclasses.replace(SMALL_TILES, block_n=32, swap_ab=1)
 SHAPES = [(1, 33, 17), (19, 64, 48), (40, 100, 35)]  # (M, K, N): M = 1, ragged everything, even K
-SCHEMES = ["sym_tensor", "sym_token", "asym_token", "asym_static"]
-
-
-def int8(*shape, device):
-    return torch.randint(-128, 128, shape, dtype=torch.int8, device=device)
-
-
-def weight_in_layout(k, n, layout, device):
-    """[K, N] int8: 'kn' row-major, or 'nk' the transposed [N, K] checkpoint tensor (stride(0) == 1)."""
-    return int8(k, n, device=device) if layout == "kn" else int8(n, k, device=device).t()
-
-
-def make_problem(scheme, m, k, n, layout, per_channel, with_bias, out_dtype, device):
-    a = int8(m, k, device=device)
-    b = weight_in_layout(k, n, layout, device)
-    per_token = scheme != "sym_tensor" and scheme != "asym_static"
-    scale_a = torch.rand(m if per_token else 1, 1, device=device) * 0.02 + 1e-3
-    scale_b = torch.rand(n if per_channel else 1, 1, device=device) * 0.02 + 1e-3
-    bias = torch.randn(n, device=device).to(out_dtype) if with_bias else None
-    azp_adj = azp = None
-    if scheme.startswith("asym"):
-        col_sums = b.sum(0, dtype=torch.int32)
-        if scheme == "asym_token":
-            azp_adj, azp = col_sums, torch.randint(-128, 128, (m,), dtype=torch.int32, device=device)
-        else:
-            azp_adj = col_sums * torch.randint(-128, 128, (1,), dtype=torch.int32, device=device)
-    return a, b, scale_a, scale_b, bias, azp_adj, azp
+SCHEMES = GEMM_SCHEMES
 
 
 @pytest.mark.parametrize("out_dtype", [torch.float16, torch.bfloat16, torch.float32])

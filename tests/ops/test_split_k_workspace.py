@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from tests.ops.test_scaled_mm_kernel import SMALL_TILES, make_problem
 from tests.oracle import scaled_mm_float64
+from tests.problems import SMALL_TILES, make_problem
 from vllm_int8.ops import split_k_workspace
 from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches
 

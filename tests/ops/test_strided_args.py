@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from tests.ops.test_scaled_mm_kernel import make_problem
 from tests.oracle import assert_within_rounding, scaled_mm_float64
+from tests.problems import make_problem
 from vllm_int8 import ops
 
 M, K, N = 4, 32, 8

@@ -10,8 +10,9 @@ import dataclasses
 import pytest
 import torch
 
-from tests.ops.test_scaled_mm_kernel import SCHEMES, make_problem
 from tests.oracle import assert_within_rounding, scaled_mm_float64
+from tests.problems import GEMM_SCHEMES as SCHEMES
+from tests.problems import make_problem
 from vllm_int8.ops.mm_configs import MMConfig
 from vllm_int8.ops.reference import torch_scaled_mm
 from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches

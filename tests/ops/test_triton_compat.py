@@ -124,7 +124,7 @@ def test_switch_and_disable(monkeypatch, caplog):
 
 def test_the_switch_is_read_per_call(monkeypatch):
     class Right(WrongPlan):
-        def __call__(self, x, stream):
+        def __call__(self, x, stream, hooks):
             return "replayed"
 
     plan = Right()
@@ -147,18 +147,17 @@ class WrongPlan:
 
     checked = False
 
-    def __call__(self, x, stream):
+    def __call__(self, x, stream, hooks):
         return torch.full((x.shape[0], 3), 7.0)
 
 
 def bound_with_plan(monkeypatch, plan) -> bound_mm.BoundQuantScaledMM:
     monkeypatch.setattr(triton_compat, "replay_unavailable", lambda x: None)  # stand-in: a GPU tensor
-    monkeypatch.setattr(bound_mm, "_current_stream", lambda device: 0)
-    monkeypatch.setattr(bound_mm, "capturing", lambda x: False)
+    monkeypatch.setattr(bound_mm, "tensor_stream", lambda x: 0)
     weight = torch.randint(-128, 128, (4, 3), dtype=torch.int8)
     bound = bound_mm.BoundQuantScaledMM(weight, torch.rand(3), None, None, None, True, "torch")
     x = torch.randn(2, 4)
-    bound._plans[(2, x.dtype, x.dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(None))] = plan
+    bound._plans[bound_mm.plan_key(x, x.dtype, None)] = plan
     return bound, x
 
 
@@ -173,7 +172,7 @@ def test_first_replay_that_differs_turns_replays_off(monkeypatch):
 
 def test_a_replay_that_raises_turns_replays_off(monkeypatch):
     class Raising(WrongPlan):
-        def __call__(self, x, stream):
+        def __call__(self, x, stream, hooks):
             raise TypeError("run() takes 9 positional arguments")
 
     bound, x = bound_with_plan(monkeypatch, Raising())
@@ -185,7 +184,7 @@ def test_a_checked_plan_is_replayed_without_a_second_launch(monkeypatch):
     class Right(WrongPlan):
         calls = 0
 
-        def __call__(self, x, stream):
+        def __call__(self, x, stream, hooks):
             Right.calls += 1
             return expected
 

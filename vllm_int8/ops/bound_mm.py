@@ -24,49 +24,76 @@ import collections
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.quant_mm import capturing, fused_fits, quant_scaled_mm_impl
-from vllm_int8.ops.split_k_workspace import arrival_counters
+from vllm_int8.ops.quant_mm import fused_fits, quant_scaled_mm_impl
+from vllm_int8.ops.scratch import scratch
+from vllm_int8.ops.split_k_workspace import arrival_counters, eager_counters_address, tensor_stream
 from vllm_int8.ops.triton_compat import Replay
 
 MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
-_GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")
+_GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")  # then ("scale_a_ptr", "azp_ptr")
 
 
 class _Gemm:
     """The GEMM half of a plan: its replay, output and split-K workspace per call."""
 
-    __slots__ = ("replay", "n", "out_dtype", "split_k", "tiles", "workspace_elems")
+    __slots__ = ("replay", "n", "out_dtype", "split_k", "tiles", "workspace_bytes", "device")
 
-    def __init__(self, replay: Replay, n: int, out_dtype, cfg, tiles: int):
+    def __init__(self, replay: Replay, n: int, out_dtype, cfg, tiles: int, device: torch.device):
         self.replay, self.n, self.out_dtype, self.split_k, self.tiles = replay, n, out_dtype, cfg.split_k, tiles
-        self.workspace_elems = tiles * cfg.split_k * cfg.block_m * cfg.block_n
+        self.workspace_bytes = 4 * tiles * cfg.split_k * cfg.block_m * cfg.block_n if cfg.split_k > 1 else 0
+        self.device = device
 
-    def __call__(self, stream: int, a: torch.Tensor, m: int, **per_call) -> torch.Tensor:
-        out = torch.empty((m, self.n), dtype=self.out_dtype, device=a.device)
-        workspace = counters = None
-        if self.split_k > 1:
-            workspace = torch.empty(self.workspace_elems, dtype=torch.int32, device=a.device)
-            counters = arrival_counters(a.device, self.tiles)
-        self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=workspace, counter_ptr=counters, **per_call)
+    def __call__(self, stream: int, hooks: bool, a, m: int, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
+        """Into a fresh output: `a` (a tensor, or with `hooks` off its address), for dynamic
+        schemes the per-row scale and zero point, and (split-K, hooks off) the workspace's
+        address in the plan's scratch."""
+        out = torch.empty((m, self.n), dtype=self.out_dtype, device=self.device)
+        if hooks:
+            ws = counters = None
+            if self.split_k > 1:
+                ws = torch.empty(self.workspace_bytes // 4, dtype=torch.int32, device=self.device)
+                counters = arrival_counters(self.device, self.tiles)
+            self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=ws, counter_ptr=counters,
+                        **_per_row(scale_a, azp))  # fmt: skip
+        elif self.split_k > 1:
+            counters = eager_counters_address(self.device, stream, self.tiles)
+            self.replay.addresses(stream, a, out.data_ptr(), workspace, counters, scale_a, azp)
+        else:
+            self.replay.addresses(stream, a, out.data_ptr(), None, None, scale_a, azp)
         return out
+
+
+def _per_row(scale_a, azp) -> dict:
+    return {} if scale_a is None else {"scale_a_ptr": scale_a, "azp_ptr": azp}
 
 
 class _TmaGemm(_Gemm):
-    """The GEMM half on the TMA kernel: its tensor descriptors are built per call."""
+    """The GEMM half on the TMA kernel (no split-K): its tensor descriptors are built per call."""
 
     __slots__ = ("weight", "cfg")
 
-    def __init__(self, replay: Replay, weight: torch.Tensor, out_dtype, cfg):
-        super().__init__(replay, weight.shape[1], out_dtype, cfg, 1)
+    def __init__(self, replay: Replay, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
+        super().__init__(replay, weight.shape[1], out_dtype, cfg, 1, device)
         self.weight, self.cfg = weight, cfg
 
-    def __call__(self, stream: int, a: torch.Tensor, m: int, **per_call) -> torch.Tensor:
+    def __call__(self, stream: int, hooks: bool, a, m: int, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
         from vllm_int8.ops.tma_mm_kernel import tma_descriptors
 
-        out = torch.empty((m, self.n), dtype=self.out_dtype, device=a.device)
+        out = torch.empty((m, self.n), dtype=self.out_dtype, device=self.device)
         a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
-        self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **per_call)
+        if hooks:
+            self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **_per_row(scale_a, azp))
+        else:
+            self.replay.addresses(stream, a_desc, b_desc, c_desc, scale_a, azp)
         return out
+
+
+def _scratch_base(stream: int, nbytes: int, device: torch.device) -> tuple[torch.Tensor, int]:
+    """(buffer, its address): the stream's scratch, or a fresh buffer where it would be too large."""
+    buffer = scratch(stream, nbytes, device)
+    if buffer is None:
+        buffer = torch.empty(nbytes, dtype=torch.int8, device=device)
+    return buffer, buffer.data_ptr()
 
 
 class _OneLaunchPlan:
@@ -77,51 +104,66 @@ class _OneLaunchPlan:
     def __init__(self, gemm: _Gemm):
         self.gemm, self.checked = gemm, False
 
-    def __call__(self, x: torch.Tensor, stream: int) -> torch.Tensor:
-        return self.gemm(stream, x, x.shape[0])
+    def __call__(self, x: torch.Tensor, stream: int, hooks: bool) -> torch.Tensor:
+        gemm = self.gemm
+        if hooks:
+            return gemm(stream, True, x, x.shape[0])
+        workspace = None
+        if gemm.workspace_bytes:
+            _, workspace = _scratch_base(stream, gemm.workspace_bytes, gemm.device)
+        return gemm(stream, False, x.data_ptr(), x.shape[0], workspace=workspace)
 
 
 class _TwoLaunchPlan:
-    """The quant kernel's replay, then the pointer GEMM's, on its int8 rows (and per-token
-    scales and zero points for dynamic schemes, allocated per call)."""
+    """The quant kernel's replay, then the GEMM's: the int8 rows (and, for dynamic schemes,
+    their scales and zero points) and the split-K workspace in the stream's scratch buffer
+    (`scratch.py`), each part 256-byte aligned (as Triton's pointer specialization saw fresh
+    tensors)."""
 
-    __slots__ = ("quant", "gemm", "dynamic", "symmetric", "checked")
+    __slots__ = ("quant", "gemm", "dynamic", "symmetric", "checked", "scale_at", "azp_at", "workspace_at",
+                 "nbytes", "tma")  # fmt: skip
 
-    def __init__(self, quant: Replay, gemm: _Gemm, dynamic: bool, symmetric: bool):
+    def __init__(self, quant: Replay, gemm: _Gemm, dynamic: bool, symmetric: bool, m: int, k: int):
         self.quant, self.gemm, self.dynamic, self.symmetric, self.checked = quant, gemm, dynamic, symmetric, False
+        self.scale_at = _aligned(m * k)
+        self.azp_at = self.scale_at + _aligned(4 * m)
+        self.workspace_at = self.azp_at + _aligned(4 * m)
+        self.nbytes = self.workspace_at + gemm.workspace_bytes
+        self.tma = isinstance(gemm, _TmaGemm)  # its descriptors need the rows as a tensor
 
-    def __call__(self, x: torch.Tensor, stream: int) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, stream: int, hooks: bool) -> torch.Tensor:
         m, k = x.shape
+        if hooks:  # hooks see tensors, as in an ordinary launch
+            return self._with_tensors(x, stream, m, k)
+        buffer, base = _scratch_base(stream, self.nbytes, self.gemm.device)
+        a = buffer[: m * k].view(m, k) if self.tma else base
+        workspace = base + self.workspace_at if self.gemm.workspace_bytes else None
         if not self.dynamic:
-            q = torch.empty((m, k), dtype=torch.int8, device=x.device)
+            self.quant.addresses(stream, x.data_ptr(), base)
+            return self.gemm(stream, False, a, m, workspace=workspace)
+        scale, azp = base + self.scale_at, None if self.symmetric else base + self.azp_at
+        self.quant.addresses(stream, x.data_ptr(), base, scale, scale if azp is None else azp)
+        return self.gemm(stream, False, a, m, scale, azp, workspace)
+
+    def _with_tensors(self, x, stream, m, k) -> torch.Tensor:
+        device = self.gemm.device
+        q = torch.empty((m, k), dtype=torch.int8, device=device)
+        if not self.dynamic:
             self.quant(stream, x_ptr=x, q_ptr=q)
-            return self.gemm(stream, q, m)
-        if triton_compat.hooks_active():  # hooks see tensors, as in an ordinary launch
-            scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
-            azp = None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
-            q = torch.empty((m, k), dtype=torch.int8, device=x.device)
-            self.quant(stream, x_ptr=x, q_ptr=q, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
-            return self.gemm(stream, q, m, scale_a_ptr=scale, azp_ptr=azp)
-        # One allocation for the int8 rows, their scales and zero points (each part 256-byte
-        # aligned, as Triton's pointer specialization saw fresh tensors): two fewer torch.empty.
-        scale_at = _aligned(m * k)
-        azp_at = scale_at + _aligned(4 * m)
-        buffer = torch.empty(azp_at + 4 * m, dtype=torch.int8, device=x.device)
-        base = buffer.data_ptr()
-        scale, azp = base + scale_at, None if self.symmetric else base + azp_at
-        self.quant(stream, x_ptr=x, q_ptr=base, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
-        return self.gemm(stream, buffer.as_strided((m, k), (k, 1)), m, scale_a_ptr=scale, azp_ptr=azp)
+            return self.gemm(stream, True, q, m)
+        scale = torch.empty((m, 1), dtype=torch.float32, device=device)
+        azp = None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=device)
+        self.quant(stream, x_ptr=x, q_ptr=q, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
+        return self.gemm(stream, True, q, m, scale, azp)
 
 
 def _aligned(nbytes: int, alignment: int = 256) -> int:
     return -(-nbytes // alignment) * alignment
 
 
-def _current_stream(device: torch.device) -> int:
-    """The raw stream a replay launches on: the one Triton's own launch would use."""
-    from triton.runtime import driver
-
-    return driver.active.get_current_stream(device.index)
+def plan_key(x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> tuple:
+    """What a plan is keyed on: everything Triton specializes on that can change between calls."""
+    return (x.shape, x.stride(), x.dtype, out_dtype, x.data_ptr() & 15, id(bias))
 
 
 class BoundQuantScaledMM:
@@ -144,14 +186,16 @@ class BoundQuantScaledMM:
                                     self.input_zero_point, self.symmetric, self.backend)  # fmt: skip
 
     def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
-        if triton_compat.replays_off() or capturing(x):  # captured calls take two launches (quant_mm says why)
-            return self.ordinary(x, out_dtype, bias)
-        if self._fast is None:
+        fast = self._fast
+        if fast is None:
             self.slow_reason = triton_compat.replay_unavailable(x) or ""
-            self._fast = not self.slow_reason
-        if not self._fast:
+            fast = self._fast = not self.slow_reason
+        if not fast or triton_compat.replays_off():
             return self.ordinary(x, out_dtype, bias)
-        key = (x.shape[0], x.dtype, out_dtype, x.stride(0), x.stride(1), x.data_ptr() % 16, id(bias))
+        stream = tensor_stream(x)
+        if stream and torch.cuda.is_current_stream_capturing():  # two launches there (quant_mm says why)
+            return self.ordinary(x, out_dtype, bias)
+        key = plan_key(x, out_dtype, bias)
         plan = self._plans.get(key)
         if plan is None:
             plan, out = self._make_plan(x, out_dtype, bias)
@@ -161,7 +205,7 @@ class BoundQuantScaledMM:
                     self._plans.popitem(last=False)
             return out
         try:
-            out = plan(x, _current_stream(x.device))
+            out = plan(x, stream, triton_compat.hooks_active())
         except (TypeError, AttributeError, ValueError) as e:  # this Triton's launcher takes other arguments
             triton_compat.disable(f"a replay raised {e!r}")
             return self.ordinary(x, out_dtype, bias)
@@ -218,7 +262,7 @@ class BoundQuantScaledMM:
                                      cfg, per_call)  # fmt: skip
         if quant is None or gemm is None:
             return None, out
-        return _TwoLaunchPlan(quant, gemm, dynamic, self.symmetric), out
+        return _TwoLaunchPlan(quant, gemm, dynamic, self.symmetric, m, k), out
 
     def _tma_replay(self, q, out, scale_a, bias, azp, cfg, extra_per_call) -> _Gemm | None:
         """Launch the TMA GEMM once into `out` (as `scaled_mm_kernel._launch` would); its replay."""
@@ -232,7 +276,7 @@ class BoundQuantScaledMM:
         if replay is None or not self._hold_weight_side(replay, tma._tma_scaled_mm_kernel, scale_a, bias, azp,
                                                         extra_per_call):  # fmt: skip
             return None
-        return _TmaGemm(replay, self.weight, out.dtype, cfg)
+        return _TmaGemm(replay, self.weight, out.dtype, cfg, out.device)
 
     def _hold_weight_side(self, replay: Replay, jit_fn, scale_a, bias, azp, extra_per_call) -> bool:
         """Hold the layer's own vectors where the launch got views of them (False: it got copies)."""
@@ -259,4 +303,4 @@ class BoundQuantScaledMM:
             return None
         if not self._hold_weight_side(replay, mm._scaled_mm_kernel, scale_a, bias, azp, extra_per_call):
             return None
-        return _Gemm(replay, self.weight.shape[1], out.dtype, cfg, grid[0])
+        return _Gemm(replay, self.weight.shape[1], out.dtype, cfg, grid[0], out.device)

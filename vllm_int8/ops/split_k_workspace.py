@@ -53,6 +53,13 @@ def current_raw_stream(device: torch.device) -> int:
     return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
 
 
+def tensor_stream(x: torch.Tensor) -> int:
+    """`current_raw_stream` of a CUDA tensor's device, with the least host work (the replay path)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    index = x.get_device()
+    return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
+
+
 def is_capturing(device: torch.device) -> bool:
     """Whether `device` is recording a CUDA graph now (on its current stream).
 
@@ -106,6 +113,18 @@ def arrival_counters(device: torch.device, tiles: int) -> torch.Tensor:
             return chunks[-1][used : used + tiles]
     # No zeroed room left: zero inside the graph (replayed each time, private to this launch).
     return torch.zeros(tiles, dtype=torch.int32, device=device)
+
+
+def eager_counters_address(device: torch.device, stream: int, tiles: int) -> int:
+    """`arrival_counters(device, tiles).data_ptr()` for an eager call on `stream` (the replay path,
+    which knows it is not capturing): a dictionary look-up while the buffer exists and the capture
+    pool needs no refill."""
+    counters = _eager.get((device, stream))
+    chunks = _capture_chunks.get(device)
+    refill = not chunks or _capture_used[device] > COUNTERS_PER_CHUNK * 3 // 4
+    if counters is None or counters.numel() < tiles or refill:
+        return arrival_counters(device, tiles).data_ptr()
+    return counters.data_ptr()
 
 
 def all_counters() -> list[torch.Tensor]:
