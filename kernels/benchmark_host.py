@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from gpu_timing import graph_time_ms, host_us_per_call
 
+from vllm_int8 import ops
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import triton_compat
 
@@ -38,12 +39,26 @@ def with_replays(on: bool, fn):
 def measure(layer, w16, m: int, k: int, calls: int, rounds: int) -> dict:
     """One batch size's row: every figure the median of `rounds` alternated rounds."""
     x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    bound = layer.kernel._bound
+    w, ws, adj = bound.weight, bound.scale_b, bound.azp_adj
+
+    def public_ops():  # what a direct user of the ops writes
+        q, s, z = ops.scaled_int8_quant(x, None, None, False)
+        return ops.scaled_mm(q, w, s, ws, torch.bfloat16, None, adj, z)
+
+    layer(x)
+    launches = launches_alone(bound, x)
     measures = {
         "int8": with_replays(True, lambda: host_us_per_call(lambda: layer(x), calls)),
         "int8_no_replay": with_replays(False, lambda: host_us_per_call(lambda: layer(x), calls)),
         "bf16": lambda: host_us_per_call(lambda: F.linear(x, w16), calls),
         "int8_sync": with_replays(True, lambda: host_us_per_call(lambda: layer(x), calls, sync_each=True)),
         "bf16_sync": lambda: host_us_per_call(lambda: F.linear(x, w16), calls, sync_each=True),
+        "ops": lambda: host_us_per_call(public_ops, calls),
+        "launches_alone": lambda: host_us_per_call(launches, calls),
+        "empty": lambda: host_us_per_call(
+            lambda: torch.empty((m, w.shape[1]), dtype=torch.bfloat16, device="cuda"), calls
+        ),  # fmt: skip
     }
     samples = {name: [] for name in measures}
     for r in range(rounds):
@@ -54,7 +69,38 @@ def measure(layer, w16, m: int, k: int, calls: int, rounds: int) -> dict:
     graph_us = graph_time_ms([lambda: layer(x)]) * 1e3
     return {"m": m, **{f"{name}_us": round(v, 2) for name, v in med.items()}, "graph_us": round(graph_us, 2),
             "host_ratio_vs_bf16": round(med["int8"] / med["bf16"], 3),
+            "ops_host_ratio_vs_bf16": round(med["ops"] / med["bf16"], 3),
+            "floor_ratio_vs_bf16": round((med["launches_alone"] + med["empty"]) / med["bf16"], 3),
             "eager_over_graph": round(med["int8"] / graph_us, 3)}  # fmt: skip
+
+
+def launches_alone(bound, x):
+    """The plan's kernel launches alone, with fixed addresses: Triton's launcher and the driver,
+    the floor under any Python a replay adds (an output allocation comes on top)."""
+    from vllm_int8.ops.split_k_workspace import tensor_stream
+
+    plan = next(reversed(bound._plans.values()))
+    gemm, device = plan.gemm, x.device
+    keep = [torch.empty((x.shape[0], bound.weight.shape[1]), dtype=x.dtype, device=device)]  # alive while timed
+    stream, out = tensor_stream(x), keep[0].data_ptr()
+    ws = counters = None
+    if gemm.split_k > 1:
+        keep += [torch.empty(gemm.workspace_bytes, dtype=torch.int8, device=device),
+                 torch.zeros(gemm.tiles, dtype=torch.int32, device=device)]  # fmt: skip
+        ws, counters = keep[1].data_ptr(), keep[2].data_ptr()
+    if not hasattr(plan, "quant"):
+        return lambda keep=keep: gemm.replay.addresses(stream, x.data_ptr(), out, ws, counters)
+    keep.append(torch.empty(plan.nbytes, dtype=torch.int8, device=device))
+    base = keep[-1].data_ptr()
+    scale, azp = base + plan.scale_at, base + plan.azp_at
+    if plan.tma:  # the quant launch only: TMA descriptors are built per call
+        return lambda keep=keep: plan.quant.addresses(stream, x.data_ptr(), base, scale, azp)
+
+    def two(keep=keep):
+        plan.quant.addresses(stream, x.data_ptr(), base, scale, azp)
+        gemm.replay.addresses(stream, base, out, ws, counters, scale, azp)
+
+    return two
 
 
 def main() -> None:
@@ -75,14 +121,17 @@ def main() -> None:
     w16 = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
     rows = []
     print(f"{n}x{k}, dynamic asym, bf16 activations; µs per call (median of {args.rounds} alternated rounds)")
-    print(f"{'M':>5} {'int8 b2b':>9} {'no replay':>9} {'bf16 b2b':>9} {'ratio':>6} | {'int8 sync':>9} {'bf16 sync':>9} "
-          f"| {'graph':>7} {'eager/graph':>11}")  # fmt: skip
+    print(f"{'M':>5} {'int8 b2b':>9} {'no replay':>9} {'bf16 b2b':>9} {'ratio':>6} | {'ops b2b':>8} {'ratio':>6} | "
+          f"{'launches':>8} {'empty':>6} {'floor':>6} | {'int8 sync':>9} {'bf16 sync':>9} | {'graph':>7} "
+          f"{'eager/graph':>11}")  # fmt: skip
     for m in map(int, args.m.split(",")):
         row = measure(layer, w16, m, k, max(20, min(args.calls, int(args.calls * 64 / max(m, 64)))), args.rounds)
         rows.append(row)
         print(f"{m:>5} {row['int8_us']:9.1f} {row['int8_no_replay_us']:9.1f} {row['bf16_us']:9.1f} "
-              f"{row['host_ratio_vs_bf16']:6.2f} | {row['int8_sync_us']:9.1f} {row['bf16_sync_us']:9.1f} | "
-              f"{row['graph_us']:7.1f} {row['eager_over_graph']:11.2f}")  # fmt: skip
+              f"{row['host_ratio_vs_bf16']:6.2f} | {row['ops_us']:8.1f} {row['ops_host_ratio_vs_bf16']:6.2f} | "
+              f"{row['launches_alone_us']:8.1f} {row['empty_us']:6.1f} {row['floor_ratio_vs_bf16']:6.2f} | "
+              f"{row['int8_sync_us']:9.1f} {row['bf16_sync_us']:9.1f} | {row['graph_us']:7.1f} "
+              f"{row['eager_over_graph']:11.2f}")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "n": n, "k": k, "rows": rows}, f, indent=1)

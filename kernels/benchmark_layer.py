@@ -222,7 +222,9 @@ def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
         del graphs
     b1 = inputs["decode_graph_b1"]
     prefill = torch.randint(0, 128256, (1, 2048), device="cuda")
-    for what, ids, n in (("decode_eager_b1", b1, 4), ("prefill_eager_2048", prefill, 2)):
+    b16 = inputs["decode_graph_b16"]
+    eager = (("decode_eager_b1", b1, 4), ("decode_eager_b16", b16, 4), ("prefill_eager_2048", prefill, 2))
+    for what, ids, n in eager:
         times = alternating_ms([lambda m=m, i=ids, c=n: eager_step_ms(m, i, n=c) for m in models.values()], rounds, 0.1)
         result.update({f"{kind}_{what}_ms": ms for kind, ms in zip(models, times)})
     for kind in models:
@@ -262,6 +264,7 @@ def main() -> None:
             model_decode_speedup=model["bf16_decode_graph_b1_ms"] / model["int8_decode_graph_b1_ms"],
             model_decode_speedup_b16=model["bf16_decode_graph_b16_ms"] / model["int8_decode_graph_b16_ms"],
             model_eager_decode_speedup=model["bf16_decode_eager_b1_ms"] / model["int8_decode_eager_b1_ms"],
+            model_eager_decode_speedup_b16=model["bf16_decode_eager_b16_ms"] / model["int8_decode_eager_b16_ms"],
             model_prefill_speedup=model["bf16_prefill_eager_2048_ms"] / model["int8_prefill_eager_2048_ms"],
         )
     RESULTS.mkdir(exist_ok=True)

@@ -29,6 +29,9 @@ for step in "${@:-all}"; do
           stem=$(python -c "import torch; from vllm_int8.ops.mm_configs import device_key as k; print(k(torch.cuda.get_device_name()))")
           cp "kernels/results/$stem.json" "kernels/results/$stem.png" kernels/results/summary.json "$OUT/" ;;
     pdl) python kernels/sweep_pdl.py 2>&1 | grep -v Warning | tee "$OUT/sweep_pdl.log" ;;
+    hostbench) python kernels/benchmark_host.py --json "$OUT/host.json" 2>&1 | tee "$OUT/benchmark_host.log" ;;
+    chained) python kernels/benchmark_chained_decode.py 2>&1 | grep -v Warning | tee "$OUT/benchmark_chained_decode.log"
+             cp kernels/results/summary.json "$OUT/" ;;
     host) python kernels/profile_host.py --calls 2000 2>&1 | tee "$OUT/host_profile.log" | head -60 ;;
     layer) python kernels/benchmark_layer.py 2>&1 | tee "$OUT/benchmark_layer.log" | tail -40
            cp kernels/results/summary.json kernels/results/layer_*.json "$OUT/" ;;

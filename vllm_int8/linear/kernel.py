@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from vllm_int8.ops.bound_mm import BoundQuantScaledMM
+from vllm_int8.ops.dispatch import plain_eager
 from vllm_int8.ops.reference import divide
 from vllm_int8.ops.validation import FLOAT_DTYPES, check_quant_args, check_weight_args
 from vllm_int8.platform import Platform
@@ -208,7 +209,7 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         # the activation (and a caller-chosen bias) can get wrong is checked.
         check_activation(x, bound.weight, bias)
         x_2d = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
-        if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: the bound fast path
+        if plain_eager(x):  # eager: the bound fast path
             out = self._apply(x_2d, bias)
         else:  # tracing (torch.compile, fake tensors): the registered op and its fake
             out = torch.ops.vllm_int8.quant_scaled_mm(

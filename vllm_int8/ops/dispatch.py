@@ -40,6 +40,24 @@ def triton_module(name: str):
         ) from e
 
 
+_plans_module = None
+
+
+def _op_plans():
+    """`op_plans`, imported once on first use (it needs Triton)."""
+    global _plans_module
+    if _plans_module is None:
+        _plans_module = triton_module("op_plans")
+    return _plans_module
+
+
+def plain_eager(x: torch.Tensor) -> bool:
+    """Whether a call on x is a plain eager one: a real tensor, no tracing, no dispatch mode. Then
+    the op's body may run directly (replaying a launch plan) without the dispatcher's round trip;
+    anything else (torch.compile, fake tensors, a mode that records ops) goes through torch.ops."""
+    return type(x) is torch.Tensor and not torch.compiler.is_compiling() and not torch._C._len_torch_dispatch_stack()
+
+
 def use_triton(device: torch.device, backend: str = "auto") -> bool:
     """Whether an op on `device` runs the Triton kernel (else the torch reference).
 
@@ -154,6 +172,10 @@ def scaled_int8_quant(
     `backend`: "auto" (see `use_triton`), "triton" or "torch".
     """
     check_quant_args(x, scale, azp, symmetric)
+    if x.is_cuda and plain_eager(x) and use_triton(x.device, backend):
+        planned = _op_plans().scaled_int8_quant(x, scale, azp, symmetric)
+        if planned is not None:
+            return planned
     if scale is None:
         q, scale, azp = torch.ops.vllm_int8.quant_dynamic(x, symmetric, backend)
         return q, scale, None if symmetric else azp
@@ -180,6 +202,10 @@ def scaled_mm(
     `backend`: "auto" (see `use_triton`), "triton" (one kernel launch) or "torch".
     """
     check_scaled_mm_args(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+    if input.is_cuda and plain_eager(input) and use_triton(input.device, backend):
+        planned = _op_plans().scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+        if planned is not None:
+            return planned
     return torch.ops.vllm_int8.scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, backend)
 
 

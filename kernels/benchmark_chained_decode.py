@@ -1,0 +1,80 @@
+"""Decode as a server runs it: a layer's four linears (quant + GEMM each) chained over several
+layers inside one CUDA graph, against bf16 `F.linear` chained the same way.
+
+Each layer has its own weights (8 Llama-3-8B layers: 1.75 GB of int8 weights, past any L2), so
+every GEMM streams its weight from HBM while the launches before it finish (PDL where on). The
+figure is int8 weight bytes per second over the whole chain, and bf16's chain time over ours.
+Alternated rounds, medians. Merges `decode_chained_gbps` and `decode_chained_speedup_vs_bf16`
+(geomeans over M) into kernels/results/summary.json under the device name.
+
+    python kernels/benchmark_chained_decode.py [--m 1,16] [--layers 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+import torch.nn.functional as F
+from gpu_timing import alternating_graph_times_ms
+from results_summary import merge_summary
+
+from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
+
+LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)
+
+
+def int8_linear(n: int, k: int) -> Int8Linear:
+    layer = Int8Linear(k, n, Int8ScaledMMLinearLayerConfig(False, True, False), device="cuda")
+    with torch.no_grad():
+        layer.weight.copy_(torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda"))
+        layer.weight_scale.copy_(torch.rand(n, 1, device="cuda") * 1e-3 + 1e-4)
+    layer.process_weights_after_loading()
+    return layer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--m", default="1,16")
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    int8 = [[int8_linear(n, k) for n, k in LINEARS.values()] for _ in range(args.layers)]
+    bf16 = [[torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for n, k in LINEARS.values()]
+            for _ in range(args.layers)]  # fmt: skip
+    weight_bytes = args.layers * sum(n * k for n, k in LINEARS.values())
+    device = torch.cuda.get_device_name()
+    print(f"{device}: {args.layers} Llama-3-8B layers x (qkv, o, gate_up, down), {weight_bytes / 1e9:.2f} GB int8")
+    gbps, speedups = [], []
+    for m in map(int, args.m.split(",")):
+        inputs = {k: torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for k in {k for _, k in LINEARS.values()}}
+        ks = [k for _, k in LINEARS.values()]
+
+        def chain_int8(inputs=inputs, ks=ks):
+            for layer in int8:
+                for linear, k in zip(layer, ks):
+                    linear(inputs[k])
+
+        def chain_bf16(inputs=inputs, ks=ks):
+            for layer in bf16:
+                for w, k in zip(layer, ks):
+                    F.linear(inputs[k], w)
+
+        t_int8, t_bf16 = alternating_graph_times_ms([[chain_int8], [chain_bf16]], rounds=args.rounds, rep_ms=60)
+        gbps.append(weight_bytes / (t_int8 * 1e-3) / 1e9)
+        speedups.append(t_bf16 / t_int8)
+        print(
+            f"M={m:<3} int8 {t_int8 * 1e3:8.1f} us ({gbps[-1]:6.0f} GB/s)   bf16 {t_bf16 * 1e3:8.1f} us "
+            f"({2 * weight_bytes / (t_bf16 * 1e-3) / 1e9:6.0f} GB/s)   bf16/int8 {speedups[-1]:.2f}x",
+            flush=True,
+        )
+    geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
+    figures = {"decode_chained_gbps": round(geo(gbps), 1), "decode_chained_speedup_vs_bf16": round(geo(speedups), 3)}
+    print(figures)
+    merge_summary(device, figures)
+
+
+if __name__ == "__main__":
+    main()
