@@ -68,23 +68,30 @@ def _per_row(scale_a, azp) -> dict:
 
 
 class _TmaGemm(_Gemm):
-    """The GEMM half on the TMA kernel (no split-K): its tensor descriptors are built per call."""
+    """The GEMM half on the TMA kernel (no split-K). The weight's descriptor is built once (again
+    if its storage was swapped), the activation's once per scratch address, the output's per call."""
 
-    __slots__ = ("weight", "cfg")
+    __slots__ = ("weight", "cfg", "b_desc", "b_ptr", "a_desc", "a_ptr")
 
     def __init__(self, replay: Replay, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
         super().__init__(replay, weight.shape[1], out_dtype, cfg, 1, device)
         self.weight, self.cfg = weight, cfg
+        self.b_desc = self.b_ptr = self.a_desc = self.a_ptr = None
 
     def __call__(self, stream: int, hooks: bool, a, m: int, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
-        from vllm_int8.ops.tma_mm_kernel import tma_descriptors
+        from vllm_int8.ops.tma_mm_kernel import tma_descriptors, tma_output_descriptor
 
         out = torch.empty((m, self.n), dtype=self.out_dtype, device=self.device)
-        a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
         if hooks:
+            a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
             self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **_per_row(scale_a, azp))
-        else:
-            self.replay.addresses(stream, a_desc, b_desc, c_desc, scale_a, azp)
+            return out
+        if self.b_ptr != self.weight.data_ptr() or self.a_ptr != a.data_ptr():  # a: the scratch buffer
+            rows = a[: m * self.weight.shape[0]].view(m, -1)
+            self.a_desc, self.b_desc, _ = tma_descriptors(rows, self.weight, out, self.cfg)
+            self.a_ptr, self.b_ptr = a.data_ptr(), self.weight.data_ptr()
+        c_desc = tma_output_descriptor(out, self.cfg)
+        self.replay.addresses(stream, self.a_desc, self.b_desc, c_desc, scale_a, azp)
         return out
 
 
@@ -136,7 +143,7 @@ class _TwoLaunchPlan:
         if hooks:  # hooks see tensors, as in an ordinary launch
             return self._with_tensors(x, stream, m, k)
         buffer, base = _scratch_base(stream, self.nbytes, self.gemm.device)
-        a = buffer[: m * k].view(m, k) if self.tma else base
+        a = buffer if self.tma else base  # the TMA GEMM describes the rows in the buffer itself
         workspace = base + self.workspace_at if self.gemm.workspace_bytes else None
         if not self.dynamic:
             self.quant.addresses(stream, x.data_ptr(), base)

@@ -185,12 +185,17 @@ def tma_descriptors(a, weight, out, cfg: MMConfig) -> tuple:
     m, k = a.shape
     n = weight.shape[1]
     w_nk = weight.t()  # [N, K], K contiguous: the checkpoint's own layout
-    store_n = cfg.block_n // 2 if cfg.subtile else cfg.block_n
     return (
         TensorDescriptor(a, [m, k], [a.stride(0), 1], [cfg.block_m, cfg.block_k]),
         TensorDescriptor(w_nk, [n, k], [w_nk.stride(0), 1], [cfg.block_n, cfg.block_k]),
-        TensorDescriptor(out, [m, n], [out.stride(0), 1], [cfg.block_m, store_n]),
+        tma_output_descriptor(out, cfg),
     )
+
+
+def tma_output_descriptor(out: torch.Tensor, cfg: MMConfig):
+    """The output's descriptor (the epilogue stores half-width sub-tiles with `subtile`)."""
+    store_n = cfg.block_n // 2 if cfg.subtile else cfg.block_n
+    return TensorDescriptor(out, list(out.shape), [out.stride(0), 1], [cfg.block_m, store_n])
 
 
 def tma_launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg: MMConfig, num_sms=None):

@@ -17,6 +17,7 @@ order (`JITFunction.params`). Replays run only where that is safe:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -79,6 +80,12 @@ def replay_unavailable(x: torch.Tensor) -> str | None:
         return off
     if x.device.type != "cuda":
         return f"{x.device.type} tensor"
+    return _process_unavailable()
+
+
+@functools.cache
+def _process_unavailable() -> str | None:
+    """What rules replays out for the whole process (read once: the interpreter is chosen at start)."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         return "TRITON_INTERPRET=1"
     try:
