@@ -11,10 +11,10 @@
    one decode step (batch 1 and 16, no KV cache) under CUDA graphs and eagerly, and an eager
    prefill of 2048 tokens.
 
-Merges its figures into kernels/results/summary.json under the device name and writes the full
-rows to kernels/results/layer_<device>.json.
+Merges its figures into benchmarks/results/<device>/summary.json under the device name and writes the full
+rows to benchmarks/results/layer_<device>.json.
 
-    python kernels/benchmark_layer.py [--skip-model] [--quick]
+    python -m benchmarks.benchmark_layer [--skip-model] [--quick]
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from gpu_timing import alternating_graph_times_ms, alternating_ms, graph_time_ms, input_sets
-from results_summary import RESULTS, merge_summary
 
+from benchmarks.gpu_timing import alternating_graph_times_ms, alternating_ms, graph_time_ms, input_sets
+from benchmarks.results_summary import device_dir, merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops.launch_overlap import pdl_enabled
-from vllm_int8.ops.mm_configs import device_key
 
 LAYERS = {  # (N, K) of y = x W^T: qkv, o, gate_up, down
     "Llama-3-8B": {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)},
@@ -267,11 +266,10 @@ def main() -> None:
             model_eager_decode_speedup_b16=model["bf16_decode_eager_b16_ms"] / model["int8_decode_eager_b16_ms"],
             model_prefill_speedup=model["bf16_prefill_eager_2048_ms"] / model["int8_prefill_eager_2048_ms"],
         )
-    RESULTS.mkdir(exist_ok=True)
     pdl = pdl_enabled(torch.device("cuda"))
     full = {"device": device, "torch": torch.__version__, "pdl": pdl, "rows": rows, "host_us": host, "quant": quant,
             "model": model, **figures}  # fmt: skip
-    (RESULTS / f"layer_{device_key(device)}.json").write_text(json.dumps(full, indent=1) + "\n")
+    (device_dir(device) / "layer.json").write_text(json.dumps(full, indent=1) + "\n")
     if not args.quick:
         merge_summary(device, figures)
     print(f"\n{device}  {figures['date']}  PDL {'on' if pdl else 'off'}")

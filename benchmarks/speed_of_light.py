@@ -7,7 +7,7 @@ back to back over inputs rotated past L2, gpu_timing.py). This times several suc
 use it, and torch reductions) per weight shape, keeps the fastest as the speed of light, and sets
 our decode GEMM (asym, shipped config) and bf16 `F.linear` beside it.
 
-    python kernels/speed_of_light.py [--shapes 8B,qwen]
+    python -m benchmarks.speed_of_light [--shapes 8B,qwen]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import math
 import torch
 import triton
 import triton.language as tl
-from benchmark_int8_scaled_mm import SHAPES, int8_problem
-from gpu_timing import graph_time_ms, input_sets
 
+from benchmarks.benchmark_int8_scaled_mm import SHAPES, int8_problem
+from benchmarks.gpu_timing import graph_time_ms, input_sets
 from vllm_int8 import ops
 from vllm_int8.ops.launch_overlap import PDL_EARLY, pdl_enabled, wait_for_previous_kernel
 

@@ -4,9 +4,9 @@ GEMM (sym and asym epilogues) over M x real model shapes, against bf16 `torch.ma
 `torch._int_mm` + a torch epilogue; `scaled_int8_quant` against the measured copy bandwidth;
 the full `apply_weights` (quant + GEMM). GPU time: medians of `triton.testing.do_bench` over
 CUDA-graph replays with inputs rotated past L2 (see gpu_timing.py); host overhead per eager call
-is reported apart. Prints tables, writes `kernels/results/<device>.json` and a PNG plot.
+is reported apart. Prints tables, writes `benchmarks/results/<device>.json` and a PNG plot.
 
-    python kernels/benchmark_int8_scaled_mm.py [--quick] [--out DIR]
+    python -m benchmarks.benchmark_int8_scaled_mm [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 import triton
-from gpu_timing import graph_time_ms, host_us_per_call, input_sets, paired_graph_times_ms
-from results_summary import merge_summary
 
+from benchmarks.gpu_timing import graph_time_ms, host_us_per_call, input_sets, paired_graph_times_ms
+from benchmarks.results_summary import device_dir, merge_summary
 from vllm_int8 import ops
 from vllm_int8.linear import Int8ScaledMMLinearLayerConfig, TritonInt8ScaledMMLinearKernel
-from vllm_int8.ops.mm_configs import device_key
 from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
 
 M_VALUES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
@@ -246,7 +245,7 @@ def plot(rows: list[dict], path: Path, peak_tops: float, bandwidth_gbs: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer M values (smoke run)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<device>/")
     parser.add_argument("--peak-tops", type=float, default=1979.0, help="INT8 dense peak for the plot (H100 SXM)")
     parser.add_argument("--m", default=None, help="comma-separated M values (default: all)")
     args = parser.parse_args()
@@ -297,10 +296,10 @@ def main() -> None:
         "apply_weights": applied,
         "host_us_per_call": host,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = device_key(name)
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    plot(rows, args.out / f"{stem}.png", args.peak_tops, copy_gbs)
+    out = args.out or device_dir(name)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gemm.json").write_text(json.dumps(result, indent=1))
+    plot(rows, out / "gemm.png", args.peak_tops, copy_gbs)
     print(f"\n{name}  copy {copy_gbs:.0f} GB/s  torch {torch.__version__}  triton {triton.__version__}")
     for key, value in summary.items():
         print(f"  {key:<45} {value:8.3f}" if isinstance(value, float) else f"  {key:<45} {value}")

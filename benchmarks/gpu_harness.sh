@@ -3,8 +3,8 @@
 # the embedded model's GGUF (98 MB, over one call's 64 MiB transfer) arrive in parts, one call each,
 # into a staging folder outside the working tree, which stays while the machine is warm.
 # Usage (repo root on the GPU machine):
-#   bash kernels/gpu_harness.sh stage DIR...   copy carried parts (e.g. .gg1 .lmwhl) into .devstage
-#   bash kernels/gpu_harness.sh run LIST       assemble, install, run the harness over a config list
+#   bash benchmarks/gpu_harness.sh stage DIR...   copy carried parts (e.g. .gg1 .lmwhl) into .devstage
+#   bash benchmarks/gpu_harness.sh run LIST       assemble, install, run the harness over a config list
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 STAGE=${STAGE:-/var/tmp/vllm-int8-stage}  # outside the working tree, which is re-copied per call

@@ -3,7 +3,7 @@
 The layer is tiny (256 x 256, M=1), so the GPU work (~3 µs) hides under the host cost. Each line
 times `n` calls without synchronizing in between (launches are asynchronous), then synchronizes.
 
-    python kernels/profile_host.py [--calls 2000]
+    python -m benchmarks.profile_host [--calls 2000]
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pstats
 
 import torch
 import torch.nn.functional as F
-from gpu_timing import host_us_per_call
 
+from benchmarks.gpu_timing import host_us_per_call
 from vllm_int8 import ops
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import scaled_mm_kernel as mm

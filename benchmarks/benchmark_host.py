@@ -6,7 +6,7 @@ calls, synchronized once at the end) and synchronized after every call, with lau
 layer's CUDA-graph time, so that eager / graph says whether an eager call is host-bound. Every
 figure is measured in alternation (rounds, median).
 
-    python kernels/benchmark_host.py [--m 1,16,64,256,1024,4096] [--calls 300] [--json OUT]
+    python -m benchmarks.benchmark_host [--m 1,16,64,256,1024,4096] [--calls 300] [--json OUT]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from gpu_timing import graph_time_ms, host_us_per_call
 
+from benchmarks.gpu_timing import graph_time_ms, host_us_per_call
 from vllm_int8 import ops
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import triton_compat

@@ -5,9 +5,9 @@ Each layer has its own weights (8 Llama-3-8B layers: 1.75 GB of int8 weights, pa
 every GEMM streams its weight from HBM while the launches before it finish (PDL where on). The
 figure is int8 weight bytes per second over the whole chain, and bf16's chain time over ours.
 Alternated rounds, medians. Merges `decode_chained_gbps` and `decode_chained_speedup_vs_bf16`
-(geomeans over M) into kernels/results/summary.json under the device name.
+(geomeans over M) into benchmarks/results/<device>/summary.json under the device name.
 
-    python kernels/benchmark_chained_decode.py [--m 1,16] [--layers 8]
+    python -m benchmarks.benchmark_chained_decode [--m 1,16] [--layers 8]
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from gpu_timing import alternating_graph_times_ms
-from results_summary import merge_summary
 
+from benchmarks.gpu_timing import alternating_graph_times_ms
+from benchmarks.results_summary import merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 
 LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)

@@ -6,7 +6,7 @@ inside the graph like every decode launch) and the fastest is kept. The result i
 `vllm_int8/ops/tuned/<device>.json`, which `vllm_int8.ops.mm_configs.select_config` loads at run
 time; shapes or devices without an entry fall back to the heuristic.
 
-    python kernels/tune_int8_scaled_mm.py [--models Llama-3-8B,SmolLM2-135M] [--out DIR]
+    python -m benchmarks.tune_int8_scaled_mm [--models Llama-3-8B,SmolLM2-135M] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 import triton
-from benchmark_int8_scaled_mm import SHAPES, int8_problem
-from gpu_timing import graph_time_ms, input_sets
-from sweep_gemm_v2 import exact
 
+from benchmarks.benchmark_int8_scaled_mm import SHAPES, int8_problem
+from benchmarks.gpu_timing import graph_time_ms, input_sets
+from vllm_int8.ops import torch_scaled_mm
 from vllm_int8.ops.mm_configs import TUNED_DIR, MMConfig, device_key, untuned_config
-from vllm_int8.ops.scaled_mm_kernel import fit_block_k, launch_scaled_mm
+from vllm_int8.ops.scaled_mm_kernel import fit_block_k, launch_scaled_mm, record_launches
 from vllm_int8.ops.tma_mm_kernel import tma_available
 
 M_BUCKETS = [1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
@@ -32,6 +32,22 @@ SHARED_MEMORY_BYTES = 220 * 1024  # H100/H200 per-block limit is 227 KB
 # (block_n, block_k, warps, stages, split_k) of the swapped decode tiles (block_m 16)
 SWAPPED_DECODE = [(64, 256, 4, 5, 1), (64, 256, 4, 6, 2), (128, 256, 4, 4, 1), (256, 128, 8, 4, 1),
                   (64, 512, 4, 4, 1), (64, 128, 4, 8, 4), (128, 256, 4, 4, 4), (64, 512, 4, 4, 2)]  # fmt: skip
+
+
+def exact(cfg: MMConfig, m: int, n: int, k: int) -> str:
+    """ "exact" when the config's result equals the torch reference bit for bit (float32 out);
+    else why not ("fell back": a TMA config that ran on the pointer kernel)."""
+    p = int8_problem(m, n, k)
+    args = (p["a"], p["w"], p["scale_a"], p["scale_b"], torch.float32, p["bias"], p["azp_adj"], p["azp"])
+    try:
+        with record_launches() as log:
+            out = launch_scaled_mm(*args, cfg)
+        ref = torch_scaled_mm(*args)
+    except Exception as e:  # noqa: BLE001 - a config that fails to compile is a result
+        return f"error: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
+    if not torch.equal(out, ref):
+        return f"WRONG max {(out - ref).abs().max().item():.3g}"
+    return "fell back" if cfg.tma and not log[-1][3].tma else "exact"
 
 
 def new_candidates(m: int) -> list[MMConfig]:
@@ -66,7 +82,7 @@ def candidates(m: int) -> list[MMConfig]:
         # Wide tiles re-read less of A and B from L2 per MMA; split K so that they still fill the SMs.
         for bm, stages, split in itertools.product([64, 128], [3, 4], [2, 3, 4]):
             configs.append(MMConfig(bm, 256, 128, group_m=8, num_warps=8, num_stages=stages, split_k=split))
-    if m <= 16:  # C^T = B^T A^T: the weight tile as the MMA's M side (kernels/sweep_gemm_v2.py)
+    if m <= 16:  # C^T = B^T A^T: the weight tile as the MMA's M side (the GEMM v2 sweep, at commit d3b4b33)
         for bn, bk, warps, stages, split in SWAPPED_DECODE:
             configs.append(MMConfig(16, bn, bk, 1, warps, stages, split_k=split, swap_ab=1))
     if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
@@ -77,7 +93,7 @@ def candidates(m: int) -> list[MMConfig]:
 def small_layer_candidates(m: int) -> list[MMConfig]:
     """Beside `candidates`: smaller and shallower tiles for layers of a few hundred to a few thousand
     features (SmolLM2's 576 x 576), where the wide prefill tiles leave most SMs idle or the last
-    column of tiles mostly empty and bf16 cuBLAS was faster (kernels/results, 2026-11-26)."""
+    column of tiles mostly empty and bf16 cuBLAS was faster (benchmarks/results, 2026-11-26)."""
     if m <= 64:
         return []
     configs = [
@@ -90,7 +106,7 @@ def small_layer_candidates(m: int) -> list[MMConfig]:
     return configs
 
 
-# The Hopper TMA kernel's candidates that fit in shared memory (kernels/sweep_gemm_v2.py).
+# The Hopper TMA kernel's candidates that fit in shared memory (the GEMM v2 sweep, at commit d3b4b33).
 TMA_CANDIDATES = [
     MMConfig(128, 256, 128, 8, 8, 3, tma=1, subtile=1),
     MMConfig(128, 256, 128, 16, 8, 3, tma=1, subtile=1),
@@ -135,7 +151,7 @@ def precompile(tasks: set[tuple[MMConfig, int, int]], workers: int) -> None:
 
 
 def shippable(config: MMConfig, n: int, k: int) -> bool:
-    """Whether a config's result equals the torch reference bit for bit (sweep_gemm_v2.exact:
+    """Whether a config's result equals the torch reference bit for bit (exact:
     fp32 out, asym, fresh random operands), checked before it ships; a TMA config that falls back
     to the pointer kernel counts with what it runs, as it was timed."""
     status = exact(config, 200, n, k)
