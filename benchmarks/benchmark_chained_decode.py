@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from benchmarks.gpu_timing import alternating_graph_times_ms
 from benchmarks.results_summary import merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
+from vllm_int8.ops.launch_overlap import DEFAULT_PREFETCH_KB, PREFETCH_ENV
 
 LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)
 
@@ -39,6 +41,8 @@ def main() -> None:
     parser.add_argument("--m", default="1,16")
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--prefetch-kb", default=str(DEFAULT_PREFETCH_KB),
+                        help="L2 prefetch per GEMM program before its PDL wait, KiB; a list compares")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
     int8 = [[int8_linear(n, k) for n, k in LINEARS.values()] for _ in range(args.layers)]
@@ -52,24 +56,30 @@ def main() -> None:
         inputs = {k: torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for k in {k for _, k in LINEARS.values()}}
         ks = [k for _, k in LINEARS.values()]
 
-        def chain_int8(inputs=inputs, ks=ks):
-            for layer in int8:
-                for linear, k in zip(layer, ks):
-                    linear(inputs[k])
+        def chain_int8(kb, inputs=inputs, ks=ks):
+            os.environ[PREFETCH_ENV] = str(kb)  # read by each launch while the graph is captured
+            try:
+                for layer in int8:
+                    for linear, k in zip(layer, ks):
+                        linear(inputs[k])
+            finally:
+                os.environ.pop(PREFETCH_ENV, None)
 
         def chain_bf16(inputs=inputs, ks=ks):
             for layer in bf16:
                 for w, k in zip(layer, ks):
                     F.linear(inputs[k], w)
 
-        t_int8, t_bf16 = alternating_graph_times_ms([[chain_int8], [chain_bf16]], rounds=args.rounds, rep_ms=60)
+        kbs = [int(v) for v in args.prefetch_kb.split(",")]
+        variants = [[lambda kb=kb: chain_int8(kb)] for kb in kbs] + [[chain_bf16]]
+        *t_int8s, t_bf16 = alternating_graph_times_ms(variants, rounds=args.rounds, rep_ms=60)
+        for kb, t in zip(kbs, t_int8s):
+            print(f"M={m:<3} prefetch {kb:>4} KiB  int8 {t * 1e3:8.1f} us ({weight_bytes / (t * 1e-3) / 1e9:6.0f} GB/s)"
+                  f"   bf16 {t_bf16 * 1e3:8.1f} us ({2 * weight_bytes / (t_bf16 * 1e-3) / 1e9:6.0f} GB/s)"
+                  f"   bf16/int8 {t_bf16 / t:.2f}x", flush=True)  # fmt: skip
+        t_int8 = t_int8s[kbs.index(DEFAULT_PREFETCH_KB)] if DEFAULT_PREFETCH_KB in kbs else min(t_int8s)
         gbps.append(weight_bytes / (t_int8 * 1e-3) / 1e9)
         speedups.append(t_bf16 / t_int8)
-        print(
-            f"M={m:<3} int8 {t_int8 * 1e3:8.1f} us ({gbps[-1]:6.0f} GB/s)   bf16 {t_bf16 * 1e3:8.1f} us "
-            f"({2 * weight_bytes / (t_bf16 * 1e-3) / 1e9:6.0f} GB/s)   bf16/int8 {speedups[-1]:.2f}x",
-            flush=True,
-        )
     geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
     figures = {"decode_chained_gbps": round(geo(gbps), 1), "decode_chained_speedup_vs_bf16": round(geo(speedups), 3)}
     print(figures)

@@ -44,12 +44,29 @@ except ImportError:  # Triton < 3.3: no grid dependency control, so no PDL (the 
     gdc_launch_dependents = gdc_wait = None
 
 PDL_ENV = "VLLM_INT8_PDL"
+PREFETCH_ENV = "VLLM_INT8_PREFETCH_KB"
+DEFAULT_PREFETCH_KB = 0
+PREFETCH_MAX_M = 64
 PDL_WAIT, PDL_EARLY = 1, 2  # the kernels' PDL constexpr: wait only, or also trigger the next kernel early
 _EARLY = tl.constexpr(PDL_EARLY)
 GEMM_EARLY_MAX_M = 64
 QUANT_EARLY_MAX_SM_FRACTION = 0.5
 
 _forced: bool | None = None
+
+
+@triton.jit
+def prefetch_weight_lines(b_ptr, cols, k_start, K, stride_bn, LINES: tl.constexpr):
+    """Ask L2 for the first LINES 128-byte lines of each of this program's weight columns (a
+    K-contiguous int8 weight, `cols` already in range), before waiting for the previous kernel.
+
+    Always safe, whatever wrote the weight: `prefetch.global.L2` only moves lines into L2, the
+    point of coherence, and every load that uses the data still comes after the wait.
+    """
+    ks = tl.minimum(k_start + tl.arange(0, LINES).to(tl.int64) * 128, K - 1)
+    ptrs = b_ptr + cols[:, None] * stride_bn + ks[None, :]
+    tl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
+                              is_pure=False, pack=1)  # fmt: skip
 
 
 @triton.jit
@@ -107,3 +124,16 @@ def gemm_pdl_options(device: torch.device, m: int) -> dict[str, int | bool]:
     if not pdl_enabled(device):
         return {}
     return {"PDL": PDL_EARLY if m <= GEMM_EARLY_MAX_M else PDL_WAIT, "launch_pdl": True}
+
+
+def prefetch_lines(device: torch.device, m: int, weight: torch.Tensor, block_n: int, slice_k: int) -> int:
+    """How many 128-byte lines per weight column a GEMM prefetches into L2 before its PDL wait
+    (`prefetch_weight_lines`): 0 without PDL (nothing to overlap), for a weight that is not
+    K-contiguous, above `PREFETCH_MAX_M` rows (the GEMM is no longer a weight stream), and by
+    default; `VLLM_INT8_PREFETCH_KB` sets the bytes per program. A power of two, at most the
+    program's K-slice."""
+    kb = int(os.environ.get(PREFETCH_ENV, DEFAULT_PREFETCH_KB))
+    if kb <= 0 or m > PREFETCH_MAX_M or weight.stride(0) != 1 or not pdl_enabled(device):
+        return 0
+    lines = min(kb * 1024 // (block_n * 128), slice_k // 128)
+    return 1 << (lines.bit_length() - 1) if lines > 0 else 0

@@ -23,7 +23,12 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.epilogue import scaled_tile
-from vllm_int8.ops.launch_overlap import gemm_pdl_options, wait_for_previous_kernel
+from vllm_int8.ops.launch_overlap import (
+    gemm_pdl_options,
+    prefetch_lines,
+    prefetch_weight_lines,
+    wait_for_previous_kernel,
+)
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_rows, row_constants
 from vllm_int8.ops.split_k_workspace import arrival_counters
@@ -122,6 +127,7 @@ def _scaled_mm_kernel(
     SWAP_AB: tl.constexpr = False,  # decode: C^T = B^T A^T, so the weight fills the MMA's wide M side
     MASK_A_ROWS: tl.constexpr = False,  # M < BLOCK_M: load rows < M only (see kernel_constexprs)
     PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
+    PREFETCH_LINES: tl.constexpr = 0,  # L2 lines per weight column asked for before the PDL wait
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
     pid = tl.program_id(0)
@@ -155,7 +161,9 @@ def _scaled_mm_kernel(
     a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
     b_ptrs = b_ptr + offs_k[:, None].to(tl.int64) * stride_bk + (offs_n % N)[None, :] * stride_bn
 
-    wait_for_previous_kernel(PDL)  # nothing above touched memory; every load and store is below
+    if PREFETCH_LINES:  # only a K-contiguous weight (stride_bk == 1), and only into L2
+        prefetch_weight_lines(b_ptr, offs_n % N, k_first * BLOCK_K, K, stride_bn, PREFETCH_LINES)
+    wait_for_previous_kernel(PDL)  # nothing above loaded or stored; every load and store is below
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
@@ -420,6 +428,10 @@ def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_a
         azp_adj is not None, has_azp, a_mode, symmetric,
     )  # fmt: skip
     constexprs.update(gemm_pdl_options(out.device, m))
+    slice_k = triton.cdiv(triton.cdiv(k, cfg.block_k), cfg.split_k) * cfg.block_k
+    lines = prefetch_lines(out.device, m, weight, cfg.block_n, slice_k)
+    if lines:
+        constexprs["PREFETCH_LINES"] = lines
     workspace = counters = None
     if cfg.split_k > 1:
         tiles = grid[0]
