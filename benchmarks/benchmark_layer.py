@@ -233,12 +233,32 @@ def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
     return result
 
 
+def model_figures(model: dict[str, float]) -> dict[str, float]:
+    """The whole model's speedups over bf16, from `model_rows`."""
+    ratio = lambda what: model[f"bf16_{what}_ms"] / model[f"int8_{what}_ms"]  # noqa: E731
+    return {
+        "model_decode_speedup": ratio("decode_graph_b1"),
+        "model_decode_speedup_b16": ratio("decode_graph_b16"),
+        "model_eager_decode_speedup": ratio("decode_eager_b1"),
+        "model_eager_decode_speedup_b16": ratio("decode_eager_b16"),
+        "model_prefill_speedup": ratio("prefill_eager_2048"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--quick", action="store_true", help="8B shapes only, M in {1, 16, 256, 4096}, 4-layer model")
+    parser.add_argument("--model-only", action="store_true", help="only the whole model (3.), merged into the summary")
     args = parser.parse_args()
     device = torch.cuda.get_device_name()
+    if args.model_only:
+        model = model_rows(32)
+        figures = model_figures(model)
+        merge_summary(device, {**figures, "model_date": datetime.date.today().isoformat()})
+        for key, value in figures.items():
+            print(f"  {key:<32} {value:8.2f}")
+        return
     m_values = [1, 16, 256, 4096] if args.quick else [1, 16, 64, 256, 1024, 4096]
     rows = layer_rows(["Llama-3-8B"] if args.quick else list(LAYERS), m_values)
     host = host_rows()
@@ -259,13 +279,7 @@ def main() -> None:
     model = {}
     if not args.skip_model:
         model = model_rows(4 if args.quick else 32)
-        figures.update(
-            model_decode_speedup=model["bf16_decode_graph_b1_ms"] / model["int8_decode_graph_b1_ms"],
-            model_decode_speedup_b16=model["bf16_decode_graph_b16_ms"] / model["int8_decode_graph_b16_ms"],
-            model_eager_decode_speedup=model["bf16_decode_eager_b1_ms"] / model["int8_decode_eager_b1_ms"],
-            model_eager_decode_speedup_b16=model["bf16_decode_eager_b16_ms"] / model["int8_decode_eager_b16_ms"],
-            model_prefill_speedup=model["bf16_prefill_eager_2048_ms"] / model["int8_prefill_eager_2048_ms"],
-        )
+        figures.update(model_figures(model))
     pdl = pdl_enabled(torch.device("cuda"))
     full = {"device": device, "torch": torch.__version__, "pdl": pdl, "rows": rows, "host_us": host, "quant": quant,
             "model": model, **figures}  # fmt: skip

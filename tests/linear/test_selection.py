@@ -112,3 +112,18 @@ def test_describe_selection_names_platform_and_kernels(aiter_env):
     with use_platform(MI325):
         report = describe_selection()
     assert "gfx942" in report and "TritonInt8ScaledMMLinearKernel" in report and "switched off" in report
+
+
+def test_describe_selection_says_why_each_scheme_gets_its_kernel(aiter_env):
+    aiter_env.setenv("VLLM_ROCM_USE_AITER", "0")
+    with use_platform(MI325):
+        report = describe_selection().splitlines()
+    assert "tried:    AiterInt8ScaledMMLinearKernel > TritonInt8ScaledMMLinearKernel (in this order)" in report
+    rows = [line for line in report if line.startswith(("dynamic ", "static "))]
+    assert len(rows) == 4 and all("TritonInt8ScaledMMLinearKernel" in r and r.endswith("the first that fits")
+                                  for r in rows)  # fmt: skip
+    skipped = [line.strip() for line in report if "skipped AiterInt8ScaledMMLinearKernel" in line]
+    assert len(skipped) == 4 and all("switched off" in line for line in skipped)
+    with use_platform(Platform(CPU)):
+        rows = [line for line in describe_selection().splitlines() if line.startswith(("dynamic ", "static "))]
+    assert all(r.endswith("the first tried") for r in rows)

@@ -50,6 +50,17 @@ class VllmInt8LM(HFLM):
     # `vllm-int8 eval` sets a PhaseBar here: one tick per sequence scored, whatever lm-eval batches.
     progress = None
 
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        if self.progress is not None:
+            self.progress.expect(len(requests))  # one scored sequence per request
+        return super().loglikelihood(requests, disable_tqdm)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        if self.progress is not None:  # one scored sequence per max_length window of each text
+            lengths = (len(self.tok_encode(request.args[0])) for request in requests)
+            self.progress.expect(sum(max(1, -(-n // self.max_length)) for n in lengths))
+        return super().loglikelihood_rolling(requests, disable_tqdm)
+
     def _model_call(self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels=None) -> torch.Tensor:
         logits = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
         if self.progress is not None:

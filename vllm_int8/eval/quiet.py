@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -30,7 +32,6 @@ BAR_MODULES = ("lm_eval", "transformers.modeling_gguf_pytorch_utils")
 def _silence_bars() -> list[tuple[object, object]]:
     """Point those modules' `tqdm` at a disabled bar; returns what to undo."""
     import importlib
-    import sys
 
     for name in ("lm_eval.evaluator", "lm_eval.models.huggingface", *BAR_MODULES[1:]):
         try:
@@ -38,6 +39,11 @@ def _silence_bars() -> list[tuple[object, object]]:
         except ImportError:
             pass
     replaced = []
+    # lm-eval's bootstrap imports `tqdm` from the package at call time: silence it there too.
+    package = sys.modules.get("tqdm")
+    if package is not None:
+        replaced.append((package, package.tqdm))
+        package.tqdm = _silent_tqdm
     for name, module in list(sys.modules.items()):
         if not name.startswith(BAR_MODULES):
             continue
@@ -82,7 +88,9 @@ def quiet_libraries(verbose: bool = False) -> Iterator[None]:
     _disable_library_bars()
     replaced = _silence_bars()
     try:
-        with warnings.catch_warnings():
+        # The libraries' own prints (lm-eval's "bootstrapping for stddev: ...") go to stdout; our
+        # phase bars and one-line messages go to stderr, the table is printed after the block.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -98,11 +106,18 @@ def quiet_libraries(verbose: bool = False) -> Iterator[None]:
 
 
 class PhaseBar:
-    """One bar per phase ("loading", "evaluating"), shown even while library bars are disabled."""
+    """One bar per phase ("loading", "evaluating"), shown even while library bars are disabled;
+    with a total (and so a percentage and an ETA) once the work is known (`expect`)."""
 
-    def __init__(self, description: str, unit: str = "batch"):
-        self.bar = tqdm(desc=description, unit=unit, disable=False, leave=True, dynamic_ncols=True)
+    def __init__(self, description: str, unit: str = "batch", total: int | None = None):
+        self.bar = tqdm(desc=description, unit=unit, total=total, disable=False, leave=True, dynamic_ncols=True,
+                        file=sys.stderr)  # fmt: skip
         self.start = time.perf_counter()
+
+    def expect(self, n: int) -> None:
+        """n more units of work are coming."""
+        self.bar.total = (self.bar.total or 0) + n
+        self.bar.refresh()
 
     def tick(self, n: int = 1) -> None:
         self.bar.update(n)
@@ -114,8 +129,8 @@ class PhaseBar:
 
 
 @contextlib.contextmanager
-def phase(description: str, unit: str = "batch") -> Iterator[PhaseBar]:
-    bar = PhaseBar(description, unit)
+def phase(description: str, unit: str = "batch", total: int | None = None) -> Iterator[PhaseBar]:
+    bar = PhaseBar(description, unit, total)
     try:
         yield bar
     finally:

@@ -83,7 +83,7 @@ def run_config(path: Path, device: str, limit: int | None, platform_kind: str) -
     config = load_checked_config(path)
     run = ConfigRun(path, config)
     with scoped_env(config.get("env_vars")):
-        with phase(f"loading {path.stem}", unit="model") as bar:
+        with phase(f"loading {path.stem}", unit="model", total=1) as bar:
             lm = build_lm(config, device=device)
             bar.tick()
         run.scheme, run.kernel = getattr(lm, "scheme_name", "?"), getattr(lm, "kernel_name", "?")
@@ -112,23 +112,23 @@ def format_table(run: ConfigRun, baseline: ConfigRun | None) -> tuple[str, bool]
     if baseline is not None and baseline.results is not None:
         measured_float = {(c.task, c.metric): c.measured for c in check_metrics(baseline.config, baseline.results)}
     header = (
-        f"{'scheme':<12} {'kernel':<30} {'task':<18} {'metric':<21} {'value':>9} {'stderr':>7} "
-        f"{'float':>9} {'delta':>8} {'expected':>9}  verdict"
+        f"{'task':<18} {'metric':<21} {'value':>9} {'stderr':>7} {'float':>9} {'delta':>8} {'expected':>9}  verdict"
     )
-    lines = [header, "-" * len(header)]
+    lines = [f"scheme: {run.scheme}  kernel: {run.kernel}", header, "-" * len(header)]
     for c in checks:
         base = measured_float.get((c.task, c.metric))
         err = _stderr(run.results, c.task, c.metric)
         band = band_of.get((c.task, c.metric))
         verdict = "PASS" if c.passed and (band is None or band.within) else "FAIL"
-        why = "" if c.passed else f" (outside rtol {c.rtol})"
-        why += "" if band is None or band.within else f" (over max_drop {band.max_drop} vs float)"
+        why = [] if c.passed else [f"outside rtol {c.rtol} of the expected value"]
+        why += [] if band is None or band.within else [f"more than max_drop {band.max_drop} below the float model"]
         lines.append(
-            f"{run.scheme:<12} {run.kernel:<30} {c.task:<18} {c.metric:<21} {c.measured:9.4f} "
+            f"{c.task:<18} {c.metric:<21} {c.measured:9.4f} "
             + (f"{err:7.4f} " if err is not None else f"{'-':>7} ")
             + (f"{base:9.4f} {c.measured - base:+8.4f} " if base is not None else f"{'-':>9} {'-':>8} ")
-            + f"{c.expected:9.4f}  {verdict}{why}"
+            + f"{c.expected:9.4f}  {verdict}"
         )
+        lines += [f"  {verdict}: {reason}" for reason in why]  # on lines of their own: the table stays narrow
     lines += [f"FAIL: {problem}" for problem in band_problems if "equals the float" in problem]
     passed = all(c.passed for c in checks) and not band_problems
     return "\n".join(lines), passed

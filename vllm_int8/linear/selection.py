@@ -91,14 +91,16 @@ def describe_selection() -> str:
         f"arch:     {platform.arch or '-'}",
         f"AITER:    {'usable' if aiter_ok else 'not usable: ' + str(aiter_reason)}",
         f"disabled: {', '.join(sorted(disabled_kernels())) or '-'}",
+        f"tried:    {' > '.join(k.__name__ for k in _POSSIBLE_INT8_KERNELS[platform.kind]) or '-'} (in this order)",
         "",
-        "activation scheme        kernel",
+        "activation scheme        kernel                            why",
     ]
     for static in (False, True):
         for symmetric in (True, False):
             config = Int8ScaledMMLinearLayerConfig(static, True, symmetric)
             scheme = f"{'static' if static else 'dynamic'} {'sym' if symmetric else 'asym'}"
             kernel, skipped = explain_choice(config)
-            lines.append(f"{scheme:<24} {kernel.__name__ if kernel else 'NONE'}")
+            why = "no kernel fits" if kernel is None else "the first that fits" if skipped else "the first tried"
+            lines.append(f"{scheme:<24} {kernel.__name__ if kernel else 'NONE':<33} {why}")
             lines.extend(f"{'':<26}skipped {name}: {reason}" for name, reason in skipped)
     return "\n".join(lines)

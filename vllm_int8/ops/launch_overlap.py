@@ -12,7 +12,7 @@ completion as always; a PDL kernel after one of them simply starts when it ends.
 
 `gdc_launch_dependents()` ("early trigger") lets the next kernel's programs be placed at once,
 not when this kernel's programs exit. Measured on the H100 (2026-11-26, one Llama-3-8B layer's
-four linears chained under CUDA graphs: `kernels/sweep_pdl.py`, its log in `kernels/results/`):
+four linears chained under CUDA graphs: `d3b4b33:kernels/sweep_pdl.py`, its log in `d3b4b33:kernels/results/`):
 early-placed GEMM programs help when the quant kernel before them occupies few SMs (M=1: 8
 programs; M=64: 64) and hurt when it occupies nearly all (M=16: 128 programs of 8 warps; the
 GEMM's programs then crowd onto the SMs left free: o_proj 13.2 -> 15.7 µs). A decode GEMM's

@@ -1,7 +1,7 @@
 """Tile configurations of the scaled-MM kernel: tuned per device and shape, with a heuristic fallback.
 
 Tuned configs live in `vllm_int8/ops/tuned/<device name>.json` (written by
-`kernels/tune_int8_scaled_mm.py`), keyed by "N,K" and then by an M bucket, like vLLM's tuned
+`benchmarks/tune_int8_scaled_mm.py`), keyed by "N,K" and then by an M bucket, like vLLM's tuned
 kernel configs. Nothing is autotuned at run time, so a first call under CUDA-graph capture
 launches at once.
 """
@@ -71,7 +71,7 @@ def heuristic_config(m: int, n: int, k: int) -> MMConfig:
 
 
 # Hopper (sm_90) prefill on the TMA kernel. Measured over Llama-3-8B (H100) and Qwen2.5-7B (H200)
-# shapes at M >= 1024, 2026-11-25 (kernels/results/sweep_gemm_v2_*.json): the wide 128x256 / 256x128
+# shapes at M >= 1024, 2026-11-25 (d3b4b33:kernels/results/sweep_gemm_v2_*.json): the wide 128x256 / 256x128
 # tiles with 8 warps, 3 stages and a halved epilogue store were within 2% of each shape's best on
 # geometric average; where they leave the last wave mostly empty, 128x128 tiles (about 0.86x the
 # wide tiles' throughput per tile) or, at M of a few hundred, 64x128 tiles win. `hopper_config`
@@ -85,12 +85,12 @@ HOPPER_TILE_COSTS = ((HOPPER_WIDE, 2.0), (HOPPER_TALL, 2.0), (HOPPER_NARROW, 1.1
 HOPPER_MIN_TMA_M = 256  # below it the pointer kernel's thin tiles (and split-K) stream the weight better
 HOPPER_SMS = 132
 # Decode (M <= 16) on sm_90: swapped 64-row weight tiles (wgmma). The H100 decode re-tune of
-# 2026-11-26 (kernels/results/tune_decode_swap_*.log) picked exactly this tile for 7 of the 16
+# 2026-11-26 (d3b4b33:kernels/results/tune_decode_swap_*.log) picked exactly this tile for 7 of the 16
 # Llama-3-8B/70B (shape, M) points, 1.01-1.17x faster than the generic heuristic there, split K
 # only up to about one program per SM (split 2 for 64 tiles, none for 96 or more).
 HOPPER_DECODE = MMConfig(16, 64, 256, group_m=1, num_warps=4, num_stages=5, swap_ab=1)
 # Weights of at most one 64-column tile per SM: one deeper program per SM (512-deep K steps, four
-# stages) streams them faster. H100 decode sweep of 2026-11-26 (kernels/results/sweep_decode_all_*.log,
+# stages) streams them faster. H100 decode sweep of 2026-11-26 (d3b4b33:kernels/results/sweep_decode_all_*.log,
 # M = 1 and 16): on Qwen2.5-7B o / down and Llama-3-8B qkv / o / down it was the fastest of 18
 # candidates or within 1% (Qwen o 8.9 -> 8.0 us against the rule before), Qwen qkv 3% slower; on
 # the 448+-tile gate_up weights 12% slower, so those keep HOPPER_DECODE.

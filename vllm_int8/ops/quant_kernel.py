@@ -221,8 +221,8 @@ def _launch_shape(k: int, m: int) -> tuple[bool, int, int, int, int]:
     """(one pass?, rows per program, block, warps, programs per row) for m rows of k elements.
 
     Short rows are packed MIN_PROGRAM_ELEMENTS to a program, so that a program moves enough bytes
-    to hide its latency. `kernels/sweep_quant.py` on an H100, 2026-11-26, with the reciprocal
-    quotients (kernels/results/sweep_quant_reciprocal_*.log): rows of up to 16384 elements go in one pass at
+    to hide its latency. `d3b4b33:kernels/sweep_quant.py` on an H100, 2026-11-26, with the reciprocal
+    quotients (d3b4b33:kernels/results/sweep_quant_reciprocal_*.log): rows of up to 16384 elements go in one pass at
     every M (K=14336, M=256 / 4096: 8.2 / 80.7 µs against 10.8 / 87.5 for the two-pass loop);
     rows of up to 32768 only up to ONE_PASS_LONG_ROWS_MAX_M rows: beyond, the two-pass loop
     (4096 elements, 8 warps) streams as well (K=28672, M=256 / 4096: 15.0 / 165 µs either way)

@@ -9,7 +9,7 @@ calls: it saves a launch's host time, which is what an eager decode step is made
 programs wait for the row statistics before streaming the weight. Under CUDA-graph capture, where
 launches cost no host time, two launches are faster on the GPU (H100, 2026-11-26, Llama-3-8B
 decode shapes, M=1: the one-launch GEMM streamed 1198-2367 GB/s against 1383-2425 for the GEMM
-alone, and the quant kernel takes 2.4-3.7 µs: `kernels/results/sweep_decode_*.log`).
+alone, and the quant kernel takes 2.4-3.7 µs: `d3b4b33:kernels/results/sweep_decode_*.log`).
 """
 
 from __future__ import annotations
