@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from benchmarks.gpu_timing import alternating_graph_times_ms
 from benchmarks.results_summary import merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
-from vllm_int8.ops.launch_overlap import DEFAULT_PREFETCH_KB, PREFETCH_ENV
+from vllm_int8.ops.pdl import DEFAULT_PREFETCH_KB, PREFETCH_ENV
 
 LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from benchmarks.gpu_timing import alternating_graph_times_ms, alternating_ms, graph_time_ms, input_sets
 from benchmarks.results_summary import device_dir, merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
-from vllm_int8.ops.launch_overlap import pdl_enabled
+from vllm_int8.ops.pdl import pdl_enabled
 
 LAYERS = {  # (N, K) of y = x W^T: qkv, o, gate_up, down
     "Llama-3-8B": {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)},

@@ -22,7 +22,7 @@ import triton.language as tl
 from benchmarks.benchmark_int8_scaled_mm import SHAPES, int8_problem
 from benchmarks.gpu_timing import graph_time_ms, input_sets
 from vllm_int8 import ops
-from vllm_int8.ops.launch_overlap import PDL_EARLY, pdl_enabled, wait_for_previous_kernel
+from vllm_int8.ops.pdl import PDL_EARLY, pdl_enabled, wait_for_previous_kernel
 
 MODELS = {"8B": "Llama-3-8B", "70B": "Llama-3-70B", "qwen": "Qwen2.5-7B"}
 # (int32 elements per load step, unrolled steps per program, warps)

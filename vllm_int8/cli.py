@@ -109,7 +109,7 @@ def cmd_rocm_check(args: argparse.Namespace) -> int:
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         return subprocess.run([sys.executable, "-m", "vllm_int8.cli", *sys_argv_of(args)], env=env).returncode
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "0")  # our launches set it explicitly; silence the knob
-    from vllm_int8.ops.rocm_check import format_table, run_gate
+    from vllm_int8.rocm_check import format_table, run_gate
 
     results = run_gate(tuple(args.arch or ("gfx942", "gfx950")), full=args.full, workers=args.workers)
     print(format_table(results))

@@ -1,6 +1,8 @@
-"""Which platform this process runs on: the one place that asks torch, so tests can stand it in.
+"""Which platform this process runs on, and what each GPU is: the one place that asks torch.
 
-Everything else calls `current_platform()`; tests wrap code in `use_platform(Platform(...))`.
+Everything else calls `current_platform()` (tests wrap code in `use_platform(Platform(...))`) or,
+for one device's properties (the launch rules: SM count, compute capability, gfx arch),
+`device_info(device)`, asked of torch once per device.
 """
 
 from __future__ import annotations
@@ -41,16 +43,45 @@ class Platform:
         return self.arch.split(":")[0] if self.is_rocm and self.arch else None
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One GPU, as the kernels' launch rules need it."""
+
+    name: str
+    capability: tuple[int, int]  # (major, minor)
+    sm_count: int  # SMs (CUDA) or compute units (ROCm)
+    rocm: bool
+    arch: str | None  # gcnArchName on ROCm ("gfx942:sramecc+:xnack-"), None on CUDA
+
+    @property
+    def gfx_arch(self) -> str | None:
+        return self.arch.split(":")[0] if self.arch else None
+
+
+def device_info(device: torch.device | int) -> DeviceInfo:
+    """A CUDA/ROCm device's properties (an index-less "cuda" is the current device)."""
+    index = device if isinstance(device, int) else device.index
+    return _device_info(torch.cuda.current_device() if index is None else index)
+
+
+@functools.cache
+def _device_info(index: int) -> DeviceInfo:
+    props = torch.cuda.get_device_properties(index)
+    rocm = bool(torch.version.hip)
+    arch = getattr(props, "gcnArchName", None) if rocm else None
+    return DeviceInfo(props.name, (props.major, props.minor), props.multi_processor_count, rocm, arch)
+
+
 @functools.cache
 def detect_platform() -> Platform:
     """Ask torch once: ROCm builds report `torch.version.hip` and use the `cuda` device type."""
     if not torch.cuda.is_available():
         return Platform(CPU)
-    props = torch.cuda.get_device_properties(0)
-    capability = props.major * 10 + props.minor
-    if torch.version.hip:
-        return Platform(ROCM, getattr(props, "gcnArchName", None), props.name, capability)
-    return Platform(CUDA, f"sm_{capability}", props.name, capability)
+    info = device_info(0)
+    capability = info.capability[0] * 10 + info.capability[1]
+    if info.rocm:
+        return Platform(ROCM, info.arch, info.name, capability)
+    return Platform(CUDA, f"sm_{capability}", info.name, capability)
 
 
 _override: Platform | None = None

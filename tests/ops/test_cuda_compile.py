@@ -11,7 +11,7 @@ import sys
 SCRIPT = """
 import torch
 from vllm_int8.ops.mm_configs import heuristic_config, load_tuned
-from vllm_int8.ops.rocm_check import _gemm_variant, compile_variant
+from vllm_int8.rocm_check import _gemm_variant, compile_variant
 from vllm_int8.ops.scaled_mm_kernel import A_QUANT_DYNAMIC, A_QUANT_STATIC
 configs = {heuristic_config(1, n, k) for n, k in ((4096, 4096), (28672, 4096), (4096, 14336))}
 for buckets in load_tuned("NVIDIA H100 80GB HBM3").values():

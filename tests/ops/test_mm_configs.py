@@ -5,10 +5,14 @@ import json
 import pytest
 import torch
 
-from vllm_int8.ops import mm_configs
+from vllm_int8.ops import hopper_configs, mm_configs
 from vllm_int8.ops.mm_configs import MMConfig, device_key, heuristic_config, load_tuned, pick_bucket, select_config
+from vllm_int8.platform import DeviceInfo
 
 SHIPPED = sorted(mm_configs.TUNED_DIR.glob("*.json"))
+A100 = DeviceInfo("NVIDIA A100-SXM4-80GB", (8, 0), 108, False, None)
+H100 = DeviceInfo("NVIDIA H100 80GB HBM3", (9, 0), 132, False, None)
+H100_PCIE = DeviceInfo("NVIDIA H100 PCIe", (9, 0), 114, False, None)
 
 
 def test_device_key_is_a_file_name():
@@ -43,37 +47,35 @@ def test_pick_bucket_takes_the_smallest_bucket_not_below_m():
 def test_unknown_device_or_shape_falls_back_to_the_heuristic(monkeypatch, tmp_path):
     assert load_tuned("No Such GPU", tmp_path) == {}
     assert select_config(300, 123, 456, torch.device("cpu")) == heuristic_config(300, 123, 456)
-    monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA A100-SXM4-80GB")
-    monkeypatch.setattr(mm_configs, "_capability", lambda device: (8, 0))
+    monkeypatch.setattr(mm_configs, "device_info", lambda device: A100)
     select_config.cache_clear()
     assert select_config(4096, 123, 456, torch.device("cuda")) == heuristic_config(4096, 123, 456)
     select_config.cache_clear()
 
 
 def test_hopper_prefill_without_a_tuned_entry_takes_the_tma_kernel(monkeypatch):
-    monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
-    monkeypatch.setattr(mm_configs, "_capability", lambda device: (9, 0))
+    monkeypatch.setattr(mm_configs, "device_info", lambda device: H100)
     select_config.cache_clear()
     try:
         cuda = torch.device("cuda")
         decode = select_config(16, 3584, 3584, cuda)  # decode: the pointer kernel's swapped tiles
         assert decode.swap_ab and not decode.tma and decode.block_n == 64 and decode.split_k >= 1
         # 56 column tiles (one per SM at most): the deep tiles; 592 (gate_up): the shallower ones
-        assert select_config(1, 3584, 18944, cuda) == mm_configs.HOPPER_DECODE_DEEP
+        assert select_config(1, 3584, 18944, cuda) == hopper_configs.HOPPER_DECODE_DEEP
         wide = select_config(1, 37888, 3584, cuda)
-        assert wide.swap_ab and wide.block_k == mm_configs.HOPPER_DECODE.block_k
+        assert wide.swap_ab and wide.block_k == hopper_configs.HOPPER_DECODE.block_k
         assert select_config(17, 3584, 3584, cuda) == heuristic_config(17, 3584, 3584)
         assert select_config(128, 3584, 3584, cuda) == heuristic_config(128, 3584, 3584)
-        assert select_config(4096, 37888, 3584, cuda) == mm_configs.HOPPER_WIDE
-        assert select_config(1024, 3584, 3584, cuda) == mm_configs.HOPPER_WIDE  # 112 wide tiles: one wave
-        assert select_config(1024, 4608, 3584, cuda) == mm_configs.HOPPER_NARROW  # 144 wide tiles: 2 waves
-        assert select_config(256, 3584, 18944, cuda) == mm_configs.HOPPER_SMALL  # 112 small tiles: one wave
+        assert select_config(4096, 37888, 3584, cuda) == hopper_configs.HOPPER_WIDE
+        assert select_config(1024, 3584, 3584, cuda) == hopper_configs.HOPPER_WIDE  # 112 wide tiles: one wave
+        assert select_config(1024, 4608, 3584, cuda) == hopper_configs.HOPPER_NARROW  # 144 wide tiles: 2 waves
+        assert select_config(256, 3584, 18944, cuda) == hopper_configs.HOPPER_SMALL  # 112 small tiles: one wave
     finally:
         select_config.cache_clear()
 
 
 def test_a_tuned_shape_is_used_on_its_device(monkeypatch):
-    monkeypatch.setattr(mm_configs, "_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(mm_configs, "device_info", lambda device: H100)
     select_config.cache_clear()  # choices cached for another device name must not answer here
     try:
         table = load_tuned("NVIDIA H100 80GB HBM3")
@@ -87,3 +89,19 @@ def test_a_tuned_shape_is_used_on_its_device(monkeypatch):
 def test_heuristic_tiles_are_valid(m):
     cfg = heuristic_config(m, 4096, 4096)
     assert cfg.block_m >= 16 and cfg.block_m & (cfg.block_m - 1) == 0
+
+
+def test_hopper_rules_count_the_devices_own_sms(monkeypatch):
+    """The wave count uses the GPU's SMs: 120 tiles fit one wave of 132 SMs, not of 114."""
+    select_config.cache_clear()
+    try:
+        cuda = torch.device("cuda")
+        monkeypatch.setattr(mm_configs, "device_info", lambda device: H100)
+        on_132 = select_config(1024, 3840, 3584, cuda)
+        select_config.cache_clear()
+        monkeypatch.setattr(mm_configs, "device_info", lambda device: H100_PCIE)
+        on_114 = select_config(1024, 3840, 3584, cuda)
+        assert on_132 == hopper_configs.hopper_config(1024, 3840, 3584, 132) == hopper_configs.HOPPER_WIDE
+        assert on_114 == hopper_configs.hopper_config(1024, 3840, 3584, 114) != on_132
+    finally:
+        select_config.cache_clear()

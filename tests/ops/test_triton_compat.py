@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vllm_int8.ops import bound_mm, triton_compat
+from vllm_int8.ops import layer_plans, triton_compat
 from vllm_int8.ops.triton_compat import Replay
 
 
@@ -151,13 +151,13 @@ class WrongPlan:
         return torch.full((x.shape[0], 3), 7.0)
 
 
-def bound_with_plan(monkeypatch, plan) -> bound_mm.BoundQuantScaledMM:
+def bound_with_plan(monkeypatch, plan) -> layer_plans.BoundQuantScaledMM:
     monkeypatch.setattr(triton_compat, "replay_unavailable", lambda x: None)  # stand-in: a GPU tensor
-    monkeypatch.setattr(bound_mm, "tensor_stream", lambda x: 0)
+    monkeypatch.setattr(layer_plans, "tensor_stream", lambda x: 0)
     weight = torch.randint(-128, 128, (4, 3), dtype=torch.int8)
-    bound = bound_mm.BoundQuantScaledMM(weight, torch.rand(3), None, None, None, True, "torch")
+    bound = layer_plans.BoundQuantScaledMM(weight, torch.rand(3), None, None, None, True, "torch")
     x = torch.randn(2, 4)
-    bound._plans[bound_mm.plan_key(x, x.dtype, None)] = plan
+    bound._plans[layer_plans.plan_key(x, x.dtype, None)] = plan
     return bound, x
 
 

@@ -6,15 +6,15 @@ import torch
 
 from tests.problems import layer_problem, make_problem
 from vllm_int8 import ops
-from vllm_int8.ops import launch_overlap
-from vllm_int8.ops.launch_overlap import PREFETCH_ENV, pdl_forced, prefetch_lines
+from vllm_int8.ops import pdl
+from vllm_int8.ops.pdl import PREFETCH_ENV, pdl_forced, prefetch_lines
 
 CUDA = torch.device("cuda", 0)
 K_MAJOR = torch.zeros(64, 4096, dtype=torch.int8).t()  # [K, N] view of [N, K]: K-contiguous
 
 
 def test_lines_only_where_asked_and_useful(monkeypatch):
-    monkeypatch.setattr(launch_overlap, "pdl_enabled", lambda device: True)
+    monkeypatch.setattr(pdl, "pdl_enabled", lambda device: True)
     monkeypatch.setenv(PREFETCH_ENV, "64")
     assert prefetch_lines(CUDA, 16, K_MAJOR, 64, 4096) == 8  # 64 KiB / (64 columns x 128 B)
     assert prefetch_lines(CUDA, 16, K_MAJOR, 128, 4096) == 4
@@ -25,7 +25,7 @@ def test_lines_only_where_asked_and_useful(monkeypatch):
     assert prefetch_lines(CUDA, 1, K_MAJOR.t().contiguous().t().contiguous(), 64, 4096) == 0  # N-contiguous
     monkeypatch.setenv(PREFETCH_ENV, "0")
     assert prefetch_lines(CUDA, 1, K_MAJOR, 64, 4096) == 0
-    monkeypatch.setattr(launch_overlap, "pdl_enabled", lambda device: False)
+    monkeypatch.setattr(pdl, "pdl_enabled", lambda device: False)
     monkeypatch.setenv(PREFETCH_ENV, "64")
     assert prefetch_lines(CUDA, 1, K_MAJOR, 64, 4096) == 0  # no PDL wait to overlap
 

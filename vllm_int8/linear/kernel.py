@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vllm_int8.ops.bound_mm import BoundQuantScaledMM
 from vllm_int8.ops.dispatch import plain_eager
+from vllm_int8.ops.layer_plans import BoundQuantScaledMM
 from vllm_int8.ops.reference import divide
 from vllm_int8.ops.validation import FLOAT_DTYPES, check_quant_args, check_weight_args
 from vllm_int8.platform import Platform
@@ -219,7 +219,7 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
 
     def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Quantize x [M, K] and run the GEMM (one or two kernel launches, see quant_mm and bound_mm)."""
+        """Quantize x [M, K] and run the GEMM (one or two kernel launches, see quant_mm and layer_plans)."""
         return self._bound(x, x.dtype, bias)
 
 

@@ -1,5 +1,5 @@
 """Launch plans for the public ops called eagerly: `scaled_int8_quant` and `scaled_mm` replay their
-compiled kernel as a layer's bound apply does (`bound_mm.py`), so a direct caller pays Triton's
+compiled kernel as a layer's bound apply does (`layer_plans.py`), so a direct caller pays Triton's
 launcher, not its binder and our config choice, on every call.
 
 A plan is keyed on everything Triton specializes a launch on (shapes, strides, dtypes, which

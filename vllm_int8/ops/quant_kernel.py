@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from vllm_int8.ops.launch_overlap import quant_pdl_options, wait_for_previous_kernel
+from vllm_int8.ops.pdl import quant_pdl_options, wait_for_previous_kernel
 from vllm_int8.ops.reference import QUOTIENT_CLAMP
 
 # Rows up to this many elements are quantized from registers in one pass over memory; longer

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vllm_int8.ops.mm_configs import MMConfig, heuristic_split_k
+from vllm_int8.ops.tile_config import MMConfig, heuristic_split_k
 
 LDS_BYTES = {"gfx942": 64 * 1024, "gfx950": 160 * 1024}
 COMPUTE_UNITS = {"gfx942": 304, "gfx950": 256}

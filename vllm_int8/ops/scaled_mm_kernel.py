@@ -23,13 +23,13 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.epilogue import scaled_tile
-from vllm_int8.ops.launch_overlap import (
+from vllm_int8.ops.mm_configs import MMConfig, select_config
+from vllm_int8.ops.pdl import (
     gemm_pdl_options,
     prefetch_lines,
     prefetch_weight_lines,
     wait_for_previous_kernel,
 )
-from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_rows, row_constants
 from vllm_int8.ops.split_k_workspace import arrival_counters
 from vllm_int8.ops.tma_mm_kernel import launch_tma_scaled_mm, tma_available, tma_layout_problem

@@ -25,7 +25,8 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.epilogue import scaled_tile
-from vllm_int8.ops.mm_configs import MMConfig
+from vllm_int8.ops.tile_config import MMConfig
+from vllm_int8.platform import device_info
 
 try:
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -133,19 +134,14 @@ def _tma_scaled_mm_kernel(
 
 
 @functools.cache
-def _sm_count(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count
-
-
-@functools.cache
 def tma_available(device: torch.device) -> bool:
     """An NVIDIA GPU of compute capability >= 9.0 and a Triton with host tensor descriptors and
     `tl.range(warp_specialize=...)` (both in Triton >= 3.4; older ones take the pointer kernel)."""
-    if TensorDescriptor is None or device.type != "cuda" or torch.version.hip:
+    if TensorDescriptor is None or device.type != "cuda" or device_info(device).rocm:
         return False
     if "warp_specialize" not in inspect.signature(tl.range.__init__).parameters:
         return False
-    return torch.cuda.get_device_capability(device)[0] >= 9
+    return device_info(device).capability[0] >= 9
 
 
 def tma_layout_problem(a: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> str | None:
@@ -203,7 +199,7 @@ def tma_launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, c
     m, k = a.shape
     n = weight.shape[1]
     if num_sms is None:
-        num_sms = _sm_count(out.device.index or 0) if out.is_cuda else 4
+        num_sms = device_info(out.device).sm_count if out.is_cuda else 4
     tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
     constexprs = tma_constexprs(
         cfg, scale_a.numel(), scale_b.numel(), bias is not None, azp_adj is not None, azp is not None, num_sms

@@ -1,4 +1,4 @@
-"""PDL launches (launch_overlap.py): when they are on, and the kernels' PDL paths equal the plain ones bit for bit.
+"""PDL launches (pdl.py): when they are on, and the kernels' PDL paths equal the plain ones bit for bit.
 
 On a Hopper GPU the PDL paths run for real (programs placed early wait in `griddepcontrol.wait`),
 including chained layers under CUDA-graph replay, where a wait placed after a load would read the
@@ -16,8 +16,9 @@ from tests.oracle import assert_within_rounding, scaled_mm_float64
 from tests.problems import LAYER_SCHEMES as SCHEMES
 from tests.problems import SMALL_TILES, layer_problem
 from vllm_int8 import ops
-from vllm_int8.ops import launch_overlap, quant_kernel, scaled_mm_kernel
-from vllm_int8.ops.launch_overlap import PDL_EARLY, PDL_WAIT, gemm_pdl_options, pdl_forced, quant_pdl_options
+from vllm_int8.ops import pdl, quant_kernel, scaled_mm_kernel
+from vllm_int8.ops.pdl import PDL_EARLY, PDL_WAIT, gemm_pdl_options, pdl_forced, quant_pdl_options
+from vllm_int8.platform import DeviceInfo
 
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9 and not torch.version.hip
 
@@ -41,19 +42,19 @@ def pdl_paths(request, monkeypatch, device):
     """Force the PDL constexprs on: real PDL on a Hopper GPU (yields None; the launchers pick the
     trigger, so one parameter suffices there); on CPU the stand-ins, at each PDL level."""
     if device == "cuda":
-        if not HOPPER or not launch_overlap._device_supports(0):
+        if not HOPPER or not pdl._device_supports(0):
             pytest.skip("PDL needs an NVIDIA GPU of compute capability >= 9.0 (and VLLM_INT8_PDL not 0)")
         if request.param == PDL_WAIT:
-            monkeypatch.setattr(launch_overlap, "GEMM_EARLY_MAX_M", 0)
-            monkeypatch.setattr(launch_overlap, "QUANT_EARLY_MAX_SM_FRACTION", 0.0)
+            monkeypatch.setattr(pdl, "GEMM_EARLY_MAX_M", 0)
+            monkeypatch.setattr(pdl, "QUANT_EARLY_MAX_SM_FRACTION", 0.0)
         with pdl_forced(True):
             yield None
         return
     stand_ins = StandIns()
     monkeypatch.setattr(scaled_mm_kernel, "gemm_pdl_options", lambda device, m: {"PDL": request.param})
     monkeypatch.setattr(quant_kernel, "quant_pdl_options", lambda device, programs: {"PDL": request.param})
-    monkeypatch.setattr(launch_overlap, "gdc_wait", stand_ins.wait)
-    monkeypatch.setattr(launch_overlap, "gdc_launch_dependents", stand_ins.launch_dependents)
+    monkeypatch.setattr(pdl, "gdc_wait", stand_ins.wait)
+    monkeypatch.setattr(pdl, "gdc_launch_dependents", stand_ins.launch_dependents)
     stand_ins.level = request.param
     yield stand_ins
 
@@ -61,8 +62,8 @@ def pdl_paths(request, monkeypatch, device):
 def test_off_on_cpu_and_when_forced_off(monkeypatch):
     for device in ("cpu", "meta"):  # meta: the ROCm compile gate builds launches on meta tensors
         assert quant_pdl_options(torch.device(device), 1) == {} and gemm_pdl_options(torch.device(device), 1) == {}
-    monkeypatch.setattr(launch_overlap, "_device_supports", lambda index: True)
-    monkeypatch.setattr(launch_overlap, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(pdl, "_device_supports", lambda index: True)
+    monkeypatch.setattr(pdl, "_sm_count", lambda index: 132)
     cuda = torch.device("cuda", 0)
     assert gemm_pdl_options(cuda, 1) == {"PDL": PDL_EARLY, "launch_pdl": True}
     with pdl_forced(False):
@@ -72,8 +73,8 @@ def test_off_on_cpu_and_when_forced_off(monkeypatch):
 
 def test_early_trigger_rule(monkeypatch):
     """Quant: early while its grid covers at most half the SMs; GEMM: early for decode (M <= 64)."""
-    monkeypatch.setattr(launch_overlap, "_device_supports", lambda index: True)
-    monkeypatch.setattr(launch_overlap, "_sm_count", lambda index: 132)
+    monkeypatch.setattr(pdl, "_device_supports", lambda index: True)
+    monkeypatch.setattr(pdl, "_sm_count", lambda index: 132)
     cuda = torch.device("cuda", 0)
     assert [quant_pdl_options(cuda, p)["PDL"] for p in (8, 64, 66, 67, 128)] == [PDL_EARLY] * 3 + [PDL_WAIT] * 2
     assert [gemm_pdl_options(cuda, m)["PDL"] for m in (1, 16, 64, 65, 4096)] == [PDL_EARLY] * 3 + [PDL_WAIT] * 2
@@ -89,13 +90,13 @@ def test_device_support(env, hip, capability, expected, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(torch.version, "hip", hip)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
-    launch_overlap._device_supports.cache_clear()
+    info = DeviceInfo("a GPU", capability, 132, hip is not None, "gfx942" if hip else None)
+    monkeypatch.setattr(pdl, "device_info", lambda index: info)
+    pdl._device_supports.cache_clear()
     try:
-        assert launch_overlap._device_supports(0) is expected
+        assert pdl._device_supports(0) is expected
     finally:
-        launch_overlap._device_supports.cache_clear()
+        pdl._device_supports.cache_clear()
 
 
 @pytest.mark.parametrize("config", [SMALL_TILES, dataclasses.replace(SMALL_TILES, block_n=32, swap_ab=1, split_k=3)],

@@ -5,8 +5,8 @@ import torch
 
 from tests.problems import LAYER_SCHEMES as SCHEMES
 from tests.problems import layer_problem
-from vllm_int8.ops.bound_mm import BoundQuantScaledMM
-from vllm_int8.ops.launch_overlap import pdl_forced
+from vllm_int8.ops.layer_plans import BoundQuantScaledMM
+from vllm_int8.ops.pdl import pdl_forced
 from vllm_int8.ops.quant_mm import quant_scaled_mm_impl
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="plans replay compiled GPU kernels")

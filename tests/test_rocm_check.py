@@ -12,8 +12,8 @@ import pytest
 import torch
 import triton
 
-from vllm_int8.ops.rocm_check import barrier_before_arrival, check_variant
 from vllm_int8.ops.rocm_configs import rocm_heuristic_config
+from vllm_int8.rocm_check import barrier_before_arrival, check_variant
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("triton.backends.amd") is None, reason="this Triton has no AMD backend"
@@ -44,7 +44,7 @@ def test_the_gate_catches_a_spilling_config():
     """256x256x64 spills on gfx950 with Triton 3.9 (why its heuristic takes 256x128x128): the gate must say so."""
     script = (
         "import torch; from vllm_int8.ops.mm_configs import MMConfig; "
-        "from vllm_int8.ops.rocm_check import _gemm_variant, check_variant; "
+        "from vllm_int8.rocm_check import _gemm_variant, check_variant; "
         "bad = MMConfig(256, 256, 64, 4, 8, 2, waves_per_eu=2, matrix_instr_nonkdim=16); "
         "r = check_variant(_gemm_variant('M>512', bad, 'sym', 0, 'even', torch.float32), 'gfx950'); "
         "print(r.ok, r.failures)"
@@ -54,7 +54,7 @@ def test_the_gate_catches_a_spilling_config():
 
 
 def test_the_gate_refuses_interpreted_kernels():
-    from vllm_int8.ops.rocm_check import _quant_variant
+    from vllm_int8.rocm_check import _quant_variant
 
     if os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("kernels are compiled here, not interpreted")

@@ -17,9 +17,13 @@ early-placed GEMM programs help when the quant kernel before them occupies few S
 programs; M=64: 64) and hurt when it occupies nearly all (M=16: 128 programs of 8 warps; the
 GEMM's programs then crowd onto the SMs left free: o_proj 13.2 -> 15.7 µs). A decode GEMM's
 early trigger helped (M <= 64); at M=256 it cost 7%. Hence: the quant kernel triggers early while
-its grid covers at most half the SMs, the GEMM while M <= 64; otherwise both only wait. A prefetch
-of the GEMM's first weight lines into L2 before its wait (tried, not kept) helped o_proj at M=1
-(11.8 -> 10.7 µs) and lost on gate_up and on the chained layer, so there is none.
+its grid covers at most half the SMs, the GEMM while M <= 64; otherwise both only wait.
+
+A GEMM may also ask L2 for the start of its weight slice before its wait (`prefetch_weight_lines`,
+`VLLM_INT8_PREFETCH_KB` per program). It is off by default because it measured slower: H200,
+2026-12-02, 8 Llama-3-8B layers' linears chained in one graph (`benchmarks/benchmark_chained_decode`),
+M=1: 594 µs without, 595 / 605 / 660 with 16 / 64 / 256 KiB; M=16: 603 against 608 / 666 / 802
+(an H100 try of the first lines alone: o_proj 11.8 -> 10.7 µs, slower on gate_up and the layer).
 
 Off on ROCm, before Hopper, under the interpreter (it has no inline assembly), or with
 `VLLM_INT8_PDL=0`.
@@ -37,6 +41,7 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.split_k_workspace import device_index
+from vllm_int8.platform import device_info
 
 try:
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -81,16 +86,14 @@ def wait_for_previous_kernel(PDL: tl.constexpr):
 
 @functools.cache
 def _device_supports(index: int) -> bool:
-    if gdc_wait is None or torch.version.hip or os.environ.get("TRITON_INTERPRET") == "1":
+    if gdc_wait is None or os.environ.get("TRITON_INTERPRET") == "1" or os.environ.get(PDL_ENV, "1") == "0":
         return False
-    if os.environ.get(PDL_ENV, "1") == "0":
-        return False
-    return torch.cuda.get_device_capability(index)[0] >= 9
+    info = device_info(index)
+    return not info.rocm and info.capability[0] >= 9
 
 
-@functools.cache
 def _sm_count(index: int) -> int:
-    return torch.cuda.get_device_properties(index).multi_processor_count
+    return device_info(index).sm_count
 
 
 def pdl_enabled(device: torch.device) -> bool:
