@@ -13,6 +13,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # wheels carried for what the image lack
 fi
 DIR=benchmarks/results/$(python -c "import torch; from vllm_int8.ops.mm_configs import device_key as k; print(k(torch.cuda.get_device_name()))")
 mkdir -p "$DIR"
+touch /tmp/gpu_steps.stamp
 for step in "${@:-env tests}"; do
   case $step in
     env)
@@ -32,4 +33,5 @@ for step in "${@:-env tests}"; do
           mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/" ;;
   esac
 done
-cp -r "$DIR" "$OUT/"
+mkdir -p "$OUT/$(basename "$DIR")"  # what this call wrote
+find "$DIR" -type f -newer /tmp/gpu_steps.stamp -exec cp {} "$OUT/$(basename "$DIR")/" \;
