@@ -106,3 +106,13 @@ def test_half_precision_activations(config, dtype, device):
 def test_static_asymmetric_zero_range_does_not_divide_by_zero():
     scale, azp = static_asymmetric_scale_and_azp(torch.zeros(3), torch.zeros(3, dtype=torch.int8))
     assert scale.item() == 0.0 and azp.item() == 0
+
+
+def test_an_activation_on_another_device_is_one_error():
+    layer = random_layer(ALL_CONFIGS[0], CPUInt8ScaledMMLinearKernel)
+    layer.process_weights_after_loading()
+    with pytest.raises(ValueError, match="x is on meta but the layer's weight is on cpu"):
+        layer(torch.empty(2, 48, device="meta"))
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="x is on cuda:0 but the layer's weight is on cpu"):
+            layer(torch.randn(2, 48, device="cuda"))

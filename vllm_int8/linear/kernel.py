@@ -229,7 +229,9 @@ def check_activation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         raise TypeError(f"x must be float16, bfloat16 or float32, got {x.dtype}")
     if x.dim() == 0 or x.shape[-1] != weight.shape[0]:
         raise ValueError(f"x must have shape [..., K={weight.shape[0]}], got {tuple(x.shape)}")
-    if x.device != weight.device:
+    # Device indices first (ints, no device objects); the devices themselves where both are off-GPU.
+    index = x.get_device()
+    if index != weight.get_device() or (index < 0 and x.device != weight.device):
         raise ValueError(f"x is on {x.device} but the layer's weight is on {weight.device}")
     if bias is not None and (bias.numel() != weight.shape[1] or bias.dtype not in FLOAT_DTYPES
                              or bias.device != weight.device):  # fmt: skip

@@ -70,6 +70,8 @@ def replays_off() -> str | None:
     """The per-call check (cheap): replays switched off by `disable` or by the environment."""
     if _disabled is not None:
         return _disabled
+    if os.environ.get(FAST_LAUNCH_ENV) is None:  # the usual case, without parsing
+        return None
     return None if env_flag(FAST_LAUNCH_ENV, True) else f"{FAST_LAUNCH_ENV}=0"
 
 
@@ -98,12 +100,19 @@ def _process_unavailable() -> str | None:
     return None
 
 
+_triton = None  # the triton module, imported on first use (CPU-only installs may lack it)
+
+
 def launch_hooks() -> tuple[object, object]:
     """Triton's (enter, exit) launch hooks, or (None, None) where none is set (Triton 3.6 keeps
     empty hook chains there: a launch passes them, and they do nothing)."""
-    from triton import knobs
+    global _triton
+    if _triton is None:
+        import triton
 
-    enter, leave = knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
+        _triton = triton
+    runtime = _triton.knobs.runtime
+    enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
     if not getattr(enter, "calls", enter is not None) and not getattr(leave, "calls", leave is not None):
         return None, None
     return enter, leave
