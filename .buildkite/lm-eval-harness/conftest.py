@@ -14,7 +14,7 @@ def pytest_addoption(parser):
     parser.addoption("--tp-size", action="store", default="1", help="tensor-parallel size (this backend: 1)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tp_size(request) -> int:
     return int(request.config.getoption("--tp-size"))
 

@@ -28,7 +28,7 @@ def restore_vllm_lists():
     linear._LINEAR_BACKEND_KERNEL_MAP.update(backends)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vllm_single_process_group():
     """vLLM's tensor-parallel group of one CPU process (gloo on loopback): what its parameter
     classes and linear schemes need to exist outside an engine."""
