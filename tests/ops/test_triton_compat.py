@@ -98,8 +98,8 @@ def test_hold_refuses_a_copy():
     jit = FakeJit(["x", "w"])
     w = torch.zeros(4)
     replay = Replay.launch(jit, (1,), (torch.zeros(1), w.reshape(-1)), {}, ("x",))
-    assert replay.hold(1, w)  # a view of the same storage: the layer's own tensor is held
-    assert not replay.hold(1, torch.zeros(4))  # a copy would go stale
+    assert replay.hold("w", w)  # a view of the same storage: the layer's own tensor is held
+    assert not replay.hold("w", torch.zeros(4))  # a copy would go stale
 
 
 def test_version_check():

@@ -255,9 +255,8 @@ class BoundQuantScaledMM:
         per_call = ("x_ptr", "q_ptr") + (("scale_ptr", "azp_ptr") if dynamic else ())
         quant = Replay.launch(quant_kernel._scaled_int8_quant_kernel, grid, args, constexprs, per_call)
         if not dynamic and quant is not None:  # static: the layer's own scale and zero point, held
-            names = [p.name for p in quant_kernel._scaled_int8_quant_kernel.params]
-            ok = quant.hold(names.index("scale_ptr"), self.input_scale)
-            ok = ok and (azp is None or quant.hold(names.index("azp_ptr"), self.input_zero_point))
+            ok = quant.hold("scale_ptr", self.input_scale)
+            ok = ok and (azp is None or quant.hold("azp_ptr", self.input_zero_point))
             quant = quant if ok else None
         out = torch.empty((m, n), dtype=out_dtype, device=x.device)
         per_token_azp = azp if dynamic and not self.symmetric else None
@@ -280,19 +279,17 @@ class BoundQuantScaledMM:
         grid, args, constexprs = tma.tma_launch_arguments(q, self.weight, out, *vectors, cfg)
         per_call = ("a_desc", "b_desc", "c_desc") + extra_per_call
         replay = Replay.launch(tma._tma_scaled_mm_kernel, grid, args, constexprs, per_call)
-        if replay is None or not self._hold_weight_side(replay, tma._tma_scaled_mm_kernel, scale_a, bias, azp,
-                                                        extra_per_call):  # fmt: skip
+        if replay is None or not self._hold_weight_side(replay, scale_a, bias, azp, extra_per_call):
             return None
         return _TmaGemm(replay, self.weight, out.dtype, cfg, out.device)
 
-    def _hold_weight_side(self, replay: Replay, jit_fn, scale_a, bias, azp, extra_per_call) -> bool:
+    def _hold_weight_side(self, replay: Replay, scale_a, bias, azp, extra_per_call) -> bool:
         """Hold the layer's own vectors where the launch got views of them (False: it got copies)."""
         sources = {"scale_b_ptr": self.scale_b, "bias_ptr": bias, "azp_adj_ptr": self.azp_adj}
         if "scale_a_ptr" not in extra_per_call:
             sources["scale_a_ptr"] = scale_a
             sources["azp_ptr"] = azp
-        names = [p.name for p in jit_fn.params]
-        return all(source is None or replay.hold(names.index(name), source) for name, source in sources.items())
+        return all(source is None or replay.hold(name, source) for name, source in sources.items())
 
     def _gemm_replay(self, mm, a, out, scale_a, bias, azp, has_azp, mode, cfg, extra_per_call) -> _Gemm | None:
         """Launch the pointer GEMM once into `out`; its replay, or None where none can be made."""
@@ -305,9 +302,8 @@ class BoundQuantScaledMM:
             return None
         # The launch got 1-D views of the vectors (`flat_contiguous`); the plan holds the tensors
         # they view, whose storage a `.data` swap replaces, or makes no plan where a view was a copy.
-        names = [p.name for p in mm._scaled_mm_kernel.params]
-        if not replay.hold(names.index("b_ptr"), self.weight):
+        if not replay.hold("b_ptr", self.weight):
             return None
-        if not self._hold_weight_side(replay, mm._scaled_mm_kernel, scale_a, bias, azp, extra_per_call):
+        if not self._hold_weight_side(replay, scale_a, bias, azp, extra_per_call):
             return None
         return _Gemm(replay, self.weight.shape[1], out.dtype, cfg, grid[0], out.device)

@@ -134,10 +134,10 @@ class Replay:
     `addresses` is the hot path: values in `per_call`'s order, already ints.
     """
 
-    __slots__ = ("compiled", "grid", "template", "slots", "order", "held", "head")
+    __slots__ = ("compiled", "grid", "template", "names", "slots", "order", "held", "head")
 
     def __init__(self, compiled, grid: tuple[int, int, int], full: list, names: list[str], per_call: Sequence[str]):
-        self.compiled, self.grid = compiled, grid
+        self.compiled, self.grid, self.names = compiled, grid, names
         self.slots = {name: names.index(name) for name in per_call}
         self.order = tuple(self.slots[name] for name in per_call)
         self.held = [(i, a) for i, a in enumerate(full) if isinstance(a, torch.Tensor) and names[i] not in per_call]
@@ -148,7 +148,11 @@ class Replay:
     def launch(cls, jit_fn, grid, args: tuple, constexprs: dict, per_call: Sequence[str]) -> Replay | None:
         """Launch once the ordinary way; the Replay of that launch, or None where none can be made
         (the launch happened either way)."""
-        compiled = jit_fn[grid](*args, **constexprs)
+        return cls.of_launch(jit_fn[grid](*args, **constexprs), jit_fn, grid, args, constexprs, per_call)
+
+    @classmethod
+    def of_launch(cls, compiled, jit_fn, grid, args: tuple, constexprs: dict, per_call: Sequence[str]) -> Replay | None:
+        """The Replay of a launch that returned `compiled`, or None where none can be made."""
         params = getattr(jit_fn, "params", None)
         if params is None or getattr(jit_fn, "pre_run_hooks", None) or not hasattr(compiled, "run"):
             return None
@@ -159,9 +163,10 @@ class Replay:
         grid3 = (*grid, *(1,) * (3 - len(grid)))
         return cls(compiled, grid3, full, names, per_call)
 
-    def hold(self, name_index: int, source: torch.Tensor) -> bool:
-        """Hold `source` (the layer's own tensor) where the launch got a view of the same storage;
-        False if the launch got a copy (then a replay would read stale data: make no plan)."""
+    def hold(self, name: str, source: torch.Tensor) -> bool:
+        """Hold `source` (the layer's own tensor) in parameter `name` where the launch got a view of
+        the same storage; False if it got a copy (then a replay would read stale data: make no plan)."""
+        name_index = self.names.index(name)
         for j, (i, tensor) in enumerate(self.held):
             if i == name_index:
                 if tensor.data_ptr() != source.data_ptr():
@@ -201,8 +206,3 @@ class Replay:
                 args[self.slots[name]] = tensor
             metadata = compiled.launch_metadata(self.grid, stream, *args)
         compiled.run(*self.grid, stream, compiled.function, compiled.packed_metadata, metadata, enter, leave, *args)
-
-
-def param_index(jit_fn, name: str) -> int:
-    """Position of a kernel parameter by name (plans hold tensors by name, not by position)."""
-    return [p.name for p in jit_fn.params].index(name)
