@@ -3,8 +3,8 @@
     python engine_probe.py PROMPTS_JSON MAX_TOKENS CHECKPOINT [CHECKPOINT ...]
 
 For each checkpoint: which kernel class vLLM built for each quantized linear module (counted, with
-the checkpoint linears those modules hold),
-and the greedy tokens of each prompt. A separate process, because vLLM's plugins load once per
+the checkpoint linears those modules hold), and the greedy tokens of each prompt; the model's dtype
+is `ENGINE_PROBE_DTYPE` (default float32). A separate process, because vLLM's plugins load once per
 process: the tests run it with and without our plugin.
 """
 
@@ -22,7 +22,8 @@ def probe(checkpoint: str, prompts: list[str], max_tokens: int) -> dict:
 
     from vllm_int8.eval.lm_eval_vllm import kernel_report  # what the harness checks, counted the same way
 
-    llm = LLM(model=checkpoint, enforce_eager=True, dtype="float32", max_model_len=256, max_num_seqs=len(prompts),
+    dtype = os.environ.get("ENGINE_PROBE_DTYPE", "float32")
+    llm = LLM(model=checkpoint, enforce_eager=True, dtype=dtype, max_model_len=256, max_num_seqs=len(prompts),
               seed=0, kv_cache_memory_bytes=128 << 20)  # fmt: skip
     try:
         counts = llm.apply_model(kernel_report)[0]
