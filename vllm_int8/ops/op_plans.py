@@ -46,7 +46,7 @@ def _sig(t: torch.Tensor | None) -> tuple | None:
 
 def _replayable(x: torch.Tensor) -> int | None:
     """The stream to replay on, or None where this call takes the ordinary launch."""
-    if triton_compat.replays_off() or triton_compat.replay_unavailable(x) or triton_compat.hooks_active():
+    if triton_compat.replay_unavailable(x) or triton_compat.hooks_active():  # replays_off() included
         return None
     stream = tensor_stream(x)
     if stream and torch.cuda.is_current_stream_capturing():
@@ -66,10 +66,7 @@ def _checked(plan: _Plan, outs: tuple, ordinary) -> tuple | None:
     if plan.checked:
         return outs
     expected = ordinary()
-    same = all(a is None and b is None or torch.equal(a.view(torch.uint8), b.view(torch.uint8))
-               for a, b in zip(outs, expected))  # fmt: skip
-    if not same:
-        triton_compat.disable(f"a replayed launch differed from an ordinary one ({triton_compat.describe_version()})")
+    if not triton_compat.replay_matches(outs, expected):
         return expected
     plan.checked = True
     return outs
@@ -144,12 +141,7 @@ def scaled_int8_quant(x, scale, azp, symmetric: bool):
         if plan is not None:
             _remember(key, plan)
         return outs
-    k = x.shape[-1]
-    m = x.numel() // k
-    q = torch.empty(x.shape, dtype=torch.int8, device=plan.device)
-    if not static:
-        scale = torch.empty((m, 1), dtype=torch.float32, device=plan.device)
-        azp = None if symmetric else torch.empty((m, 1), dtype=torch.int32, device=plan.device)
+    q, scale, azp = _quant_outputs(x, scale, azp, symmetric, plan.device)
     try:
         plan.replay.addresses(stream, x.data_ptr(), q.data_ptr(), scale.data_ptr(), _ptr(scale if azp is None else azp))
     except (TypeError, AttributeError, ValueError) as e:
@@ -158,6 +150,17 @@ def scaled_int8_quant(x, scale, azp, symmetric: bool):
     outs = (q,) if static else (q, scale, azp)
     got = _checked(plan, outs, lambda: _ordinary_quant(x, scale, azp, symmetric, static))
     return (got[0], scale, azp) if static else (got[0], got[1], None if symmetric else got[2])
+
+
+def _quant_outputs(x, scale, azp, symmetric: bool, device: torch.device):
+    """(q, scale, azp) a quant launch writes: fresh int8 rows, and for dynamic schemes fresh
+    per-row scales (and zero points when asymmetric); static ones are the caller's."""
+    q = torch.empty(x.shape, dtype=torch.int8, device=device)
+    if scale is None:
+        m = x.numel() // x.shape[-1]
+        scale = torch.empty((m, 1), dtype=torch.float32, device=device)
+        azp = None if symmetric else torch.empty((m, 1), dtype=torch.int32, device=device)
+    return q, scale, azp
 
 
 def _ordinary_quant(x, scale, azp, symmetric, static):
@@ -170,14 +173,9 @@ def _ordinary_quant(x, scale, azp, symmetric, static):
 def _make_quant_plan(x, scale, azp, symmetric):
     from vllm_int8.ops import quant_kernel
 
-    k = x.shape[-1]
-    rows = x.view(-1, k)
-    m = rows.shape[0]
     static = scale is not None
-    q = torch.empty(x.shape, dtype=torch.int8, device=x.device)
-    if not static:
-        scale = torch.empty((m, 1), dtype=torch.float32, device=x.device)
-        azp = None if symmetric else torch.empty((m, 1), dtype=torch.int32, device=x.device)
+    q, scale, azp = _quant_outputs(x, scale, azp, symmetric, x.device)
+    rows = x.view(-1, x.shape[-1])
     grid, args, constexprs = quant_kernel.quant_launch_arguments(rows, q, scale, azp, static, symmetric)
     replay = Replay.launch(quant_kernel._scaled_int8_quant_kernel, grid, args, constexprs, _QUANT_ARGS)
     return (None if replay is None else _Plan(replay, x.device)), (q, scale, None if symmetric else azp)

@@ -48,15 +48,16 @@ def current_raw_stream(device: torch.device) -> int:
     `torch.cuda.current_stream(device)` builds a Stream object, several µs per call on the
     eager decode path (H100 host, 2026-11-26: 2.5 such calls per Int8Linear apply).
     """
-    index = device_index(device)
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
+    return _raw_stream(device_index(device))
 
 
 def tensor_stream(x: torch.Tensor) -> int:
     """`current_raw_stream` of a CUDA tensor's device, with the least host work (the replay path)."""
+    return _raw_stream(x.get_device())
+
+
+def _raw_stream(index: int) -> int:
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    index = x.get_device()
     return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
 
 
@@ -80,6 +81,11 @@ def _new_zeroed(device: torch.device, count: int) -> torch.Tensor:
     return counters
 
 
+def _refill_due(device: torch.device) -> bool:
+    """Whether the capture pool of `device` has no chunk, or its newest is three quarters used."""
+    return not _capture_chunks.get(device) or _capture_used[device] > COUNTERS_PER_CHUNK * 3 // 4
+
+
 def reserve_capture_counters(device: torch.device | str) -> None:
     """Make sure the pool has a zeroed chunk at least a quarter free for launches captured later.
 
@@ -90,7 +96,7 @@ def reserve_capture_counters(device: torch.device | str) -> None:
         return
     with _lock:
         chunks = _capture_chunks.setdefault(device, [])
-        if not chunks or _capture_used[device] > COUNTERS_PER_CHUNK * 3 // 4:
+        if _refill_due(device):
             chunks.append(_new_zeroed(device, COUNTERS_PER_CHUNK))
             _capture_used[device] = 0
 
@@ -120,9 +126,7 @@ def eager_counters_address(device: torch.device, stream: int, tiles: int) -> int
     which knows it is not capturing): a dictionary look-up while the buffer exists and the capture
     pool needs no refill."""
     counters = _eager.get((device, stream))
-    chunks = _capture_chunks.get(device)
-    refill = not chunks or _capture_used[device] > COUNTERS_PER_CHUNK * 3 // 4
-    if counters is None or counters.numel() < tiles or refill:
+    if counters is None or counters.numel() < tiles or _refill_due(device):
         return arrival_counters(device, tiles).data_ptr()
     return counters.data_ptr()
 

@@ -100,6 +100,16 @@ def _process_unavailable() -> str | None:
     return None
 
 
+def replay_matches(got: Sequence, expected: Sequence) -> bool:
+    """Whether a plan's first replay gave an ordinary launch's outputs bit for bit (NaNs included);
+    where it did not, replays go off for the process with one logged line."""
+    same = all(a is None and b is None or torch.equal(a.view(torch.uint8), b.view(torch.uint8))
+               for a, b in zip(got, expected))  # fmt: skip
+    if not same:
+        disable(f"a replayed launch differed from an ordinary one ({describe_version()})")
+    return same
+
+
 _triton = None  # the triton module, imported on first use (CPU-only installs may lack it)
 
 
