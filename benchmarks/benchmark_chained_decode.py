@@ -7,7 +7,7 @@ figure is int8 weight bytes per second over the whole chain, and bf16's chain ti
 Alternated rounds, medians. Merges `decode_chained_gbps` and `decode_chained_speedup_vs_bf16`
 (geomeans over M) into benchmarks/results/<device>/summary.json under the device name.
 
-    python -m benchmarks.benchmark_chained_decode [--m 1,16] [--layers 8]
+    python -m benchmarks.benchmark_chained_decode [--m 1,16] [--layers 8] [--early-steps 0,1,2] [--one-launch]
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from benchmarks.gpu_timing import alternating_graph_times_ms
 from benchmarks.results_summary import merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
-from vllm_int8.ops.pdl import DEFAULT_PREFETCH_KB, PREFETCH_ENV
+from vllm_int8.ops import quant_mm
+from vllm_int8.ops.pdl import DEFAULT_EARLY_WEIGHT_STEPS, DEFAULT_PREFETCH_KB, EARLY_WEIGHT_ENV, PREFETCH_ENV
 
 LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)
 
@@ -41,8 +42,12 @@ def main() -> None:
     parser.add_argument("--m", default="1,16")
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--early-steps", default=str(DEFAULT_EARLY_WEIGHT_STEPS),
+                        help="weight K-steps each GEMM loads before its PDL wait; a list compares")  # fmt: skip
     parser.add_argument("--prefetch-kb", default=str(DEFAULT_PREFETCH_KB),
                         help="L2 prefetch per GEMM program before its PDL wait, KiB; a list compares")  # fmt: skip
+    parser.add_argument("--one-launch", action="store_true",
+                        help="also: at M=1 the GEMM quantizing its own row in the graph (eager's path)")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
     int8 = [[int8_linear(n, k) for n, k in LINEARS.values()] for _ in range(args.layers)]
@@ -51,38 +56,50 @@ def main() -> None:
     weight_bytes = args.layers * sum(n * k for n, k in LINEARS.values())
     device = torch.cuda.get_device_name()
     print(f"{device}: {args.layers} Llama-3-8B layers x (qkv, o, gate_up, down), {weight_bytes / 1e9:.2f} GB int8")
+    default = (DEFAULT_EARLY_WEIGHT_STEPS, DEFAULT_PREFETCH_KB, False)
+    settings = [(int(e), int(kb), False) for e in args.early_steps.split(",") for kb in args.prefetch_kb.split(",")]
+    if args.one_launch:
+        settings += [(e, kb, True) for e, kb, _ in settings]
     gbps, speedups = [], []
     for m in map(int, args.m.split(",")):
         inputs = {k: torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for k in {k for _, k in LINEARS.values()}}
         ks = [k for _, k in LINEARS.values()]
+        here = [s for s in settings if not s[2] or m == 1]
 
-        def chain_int8(kb, inputs=inputs, ks=ks):
-            os.environ[PREFETCH_ENV] = str(kb)  # read by each launch while the graph is captured
+        def chain_int8(setting, inputs=inputs, ks=ks):
+            early, kb, one_launch = setting
+            # Read by each launch while the graph is captured.
+            os.environ.update({EARLY_WEIGHT_ENV: str(early), PREFETCH_ENV: str(kb)})
+            saved = quant_mm.capturing
+            if one_launch:
+                quant_mm.capturing = lambda x: False
             try:
                 for layer in int8:
                     for linear, k in zip(layer, ks):
                         linear(inputs[k])
             finally:
-                os.environ.pop(PREFETCH_ENV, None)
+                quant_mm.capturing = saved
+                for name in (EARLY_WEIGHT_ENV, PREFETCH_ENV):
+                    os.environ.pop(name, None)
 
         def chain_bf16(inputs=inputs, ks=ks):
             for layer in bf16:
                 for w, k in zip(layer, ks):
                     F.linear(inputs[k], w)
 
-        kbs = [int(v) for v in args.prefetch_kb.split(",")]
-        variants = [[lambda kb=kb: chain_int8(kb)] for kb in kbs] + [[chain_bf16]]
+        variants = [[lambda s=s: chain_int8(s)] for s in here] + [[chain_bf16]]
         *t_int8s, t_bf16 = alternating_graph_times_ms(variants, rounds=args.rounds, rep_ms=60)
-        for kb, t in zip(kbs, t_int8s):
-            print(f"M={m:<3} prefetch {kb:>4} KiB  int8 {t * 1e3:8.1f} us ({weight_bytes / (t * 1e-3) / 1e9:6.0f} GB/s)"
+        for (early, kb, one), t in zip(here, t_int8s):
+            label = f"early {early}  prefetch {kb:>3} KiB  {'one launch' if one else 'two launches'}"
+            print(f"M={m:<3} {label}  int8 {t * 1e3:8.1f} us ({weight_bytes / (t * 1e-3) / 1e9:6.0f} GB/s)"
                   f"   bf16 {t_bf16 * 1e3:8.1f} us ({2 * weight_bytes / (t_bf16 * 1e-3) / 1e9:6.0f} GB/s)"
                   f"   bf16/int8 {t_bf16 / t:.2f}x", flush=True)  # fmt: skip
-        t_int8 = t_int8s[kbs.index(DEFAULT_PREFETCH_KB)] if DEFAULT_PREFETCH_KB in kbs else min(t_int8s)
+        t_int8 = t_int8s[here.index(default)] if default in here else min(t_int8s)
         gbps.append(weight_bytes / (t_int8 * 1e-3) / 1e9)
         speedups.append(t_bf16 / t_int8)
     geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
     figures = {"decode_chained_gbps": round(geo(gbps), 1), "decode_chained_speedup_vs_bf16": round(geo(speedups), 3)}
-    print(figures)
+    print(figures, "(the shipped defaults)" if default in settings else "(the fastest setting)")
     merge_summary(device, figures)
 
 

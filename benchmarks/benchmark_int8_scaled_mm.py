@@ -99,7 +99,35 @@ def gemm_row(m: int, n: int, k: int) -> dict:
         for _ in range(input_sets(2 * (n * k + m * k)))
     ]
     row["bf16_ms"] = graph_time_ms([lambda x=x, w=w: torch.matmul(x, w) for x, w in bf16_sets])
+    del bf16_sets
+    row["fp8_ms"] = fp8_rowwise_ms(m, n, k)
     return row
+
+
+def fp8_rowwise_ms(m: int, n: int, k: int) -> float | None:
+    """cuBLAS FP8 (e4m3) with a scale per row of A and per column of B, bias, bf16 out
+    (`torch._scaled_mm`): the vendor's fastest 8-bit GEMM here, as a peer (not exact integer math).
+    M is padded to a multiple of 16 rows, which cuBLAS's row-wise scaling wants; None where this
+    GPU or torch has no FP8 GEMM."""
+    if not hasattr(torch, "float8_e4m3fn") or torch.cuda.get_device_capability() < (8, 9):
+        return None
+    rows = -(-m // 16) * 16
+    fp8 = torch.float8_e4m3fn
+    sets = [
+        (torch.randn(rows, k, device="cuda").to(fp8), torch.randn(n, k, device="cuda").to(fp8).t(),
+         torch.rand(rows, 1, device="cuda"), torch.rand(1, n, device="cuda"),
+         torch.randn(n, device="cuda", dtype=torch.bfloat16))
+        for _ in range(input_sets(n * k + rows * k))
+    ]  # fmt: skip
+
+    def call(a, b, sa, sb, bias):
+        return torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, bias=bias, out_dtype=torch.bfloat16)
+
+    try:
+        return graph_time_ms([lambda p=p: call(*p) for p in sets])
+    except RuntimeError as e:  # this torch/cuBLAS refuses the layout or scaling
+        print(f"  fp8 peer unavailable at M={m} N={n} K={k}: {str(e).splitlines()[0][:100]}")
+        return None
 
 
 def derive(row: dict) -> dict:
@@ -110,6 +138,9 @@ def derive(row: dict) -> dict:
     row["asym_vs_bf16"] = row["bf16_ms"] / row["asym_ms"]
     row["asym_vs_int_mm"] = row["int_mm_ms"] / row["asym_ms"]
     row["asym_over_sym"] = row["asym_ms"] / row["sym_ms"]
+    if row.get("fp8_ms"):
+        row["fp8_tops"] = 2 * m * n * k / row["fp8_ms"] / 1e9
+        row["asym_vs_fp8"] = row["fp8_ms"] / row["asym_ms"]
     return row
 
 
@@ -175,7 +206,7 @@ def geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-PREFILL_M, DECODE_M = (1024, 4096, 8192), (1, 16)
+PREFILL_M, DECODE_M, MID_M = (1024, 4096, 8192), (1, 16), (64, 256, 512)
 
 
 def gemm_headlines(rows: list[dict]) -> dict:
@@ -189,7 +220,12 @@ def gemm_headlines(rows: list[dict]) -> dict:
     def decode(rs, bytes_per_weight=1, ms_key="asym_ms"):
         return geomean(r["N"] * r["K"] * bytes_per_weight / r[ms_key] / 1e6 for r in rs if r["M"] in DECODE_M)
 
-    return {
+    mid = [r["asym_vs_bf16"] for r in tuned + untuned if r["M"] in MID_M]
+    fp8 = [r for r in tuned if r["M"] in PREFILL_M and r.get("fp8_tops")]
+    figures = {"mid_m_speedup_min": min(mid), "mid_m_speedup_geomean": geomean(mid)} if mid else {}
+    if fp8:
+        figures["fp8_prefill_tflops_geomean"] = geomean(r["fp8_tops"] for r in fp8)
+    return figures | {
         "prefill_tops_geomean": prefill(tuned),
         "decode_gbps_geomean": decode(tuned),
         "untuned_prefill_tops_geomean": prefill(untuned),
@@ -248,6 +284,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<device>/")
     parser.add_argument("--peak-tops", type=float, default=1979.0, help="INT8 dense peak for the plot (H100 SXM)")
     parser.add_argument("--m", default=None, help="comma-separated M values (default: all)")
+    parser.add_argument("--models", default=None, help="comma-separated models of SHAPES (default: all)")
     args = parser.parse_args()
     name = torch.cuda.get_device_name()
     copy_gbs = copy_bandwidth_gbs()
@@ -255,7 +292,10 @@ def main() -> None:
     if args.m:
         m_values = [int(v) for v in args.m.split(",")]
     rows = []
+    models = args.models.split(",") if args.models else None
     for (model, layer_name), (n, k) in SHAPES.items():
+        if models and model not in models:
+            continue
         for m in m_values:
             rows.append(derive({"model": model, "layer": layer_name, **gemm_row(m, n, k)}))
             r = rows[-1]
@@ -263,7 +303,8 @@ def main() -> None:
                 f"{model:<13}{layer_name:<8}M={m:<5} N={n:<6} K={k:<6} asym {r['asym_tops']:7.1f} TOPS "
                 f"{r['asym_weight_gbs']:7.0f} GB/s | sym {r['sym_tops']:7.1f} | bf16 {r['bf16_tops']:6.1f} "
                 f"| int_mm {r['int_mm_tops']:6.1f} | vs bf16 {r['asym_vs_bf16']:4.2f}x vs int_mm "
-                f"{r['asym_vs_int_mm']:4.2f}x asym/sym {r['asym_over_sym']:4.2f}",
+                f"{r['asym_vs_int_mm']:4.2f}x asym/sym {r['asym_over_sym']:4.2f}"
+                + (f" | fp8 {r['fp8_tops']:6.1f} ours/fp8 {r['asym_vs_fp8']:4.2f}x" if r.get("fp8_tops") else ""),
                 flush=True,
             )
     quant = quant_rows(copy_gbs)
@@ -282,7 +323,7 @@ def main() -> None:
     summary = summarize(rows, quant)
     headlines = {"date": datetime.date.today().isoformat(), **gemm_headlines(rows)}
     summary.update(headlines)
-    if not args.quick:
+    if not args.quick and (models is None or {"Llama-3-8B", "Qwen2.5-7B"} <= set(models)):
         merge_summary(name, headlines)
     result = {
         "device": name,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call: the GPU test suite (stress checks included) and the benchmarks, results into
 # benchmarks/results/<device>/, copied to $OUT.
-# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|stress|gemm|layer|host|chained|sol|tune]...
+# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|host|chained|sol|tune]...
+# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), TUNE_MODELS / TUNE_BUCKETS (tune).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -23,10 +24,13 @@ for step in "${@:-env tests}"; do
       n=""; python -c "import xdist" 2>/dev/null && n="-n 12"
       python -m pytest -q $n -p no:cacheprovider tests 2>&1 | grep -v "Warning\|warnings.warn" | tee "$DIR/gpu_tests.log" | tail -25 ;;
     stress) python -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$DIR/gpu_checks.log" | tail -10 ;;
-    gemm) python -m benchmarks.benchmark_int8_scaled_mm --m 1,16,256,1024,4096,8192 2>&1 | tee "$DIR/benchmark_gemm.log" | tail -30 ;;
+    unit)  # only the test files named in $TESTS
+      python -m pytest -q -p no:cacheprovider $TESTS 2>&1 | grep -v "Warning\|warnings.warn" | tail -15 ;;
+    gemm) python -m benchmarks.benchmark_int8_scaled_mm --m "${GEMM_M:-1,16,64,256,512,1024,4096,8192}" \
+            ${GEMM_MODELS:+--models "$GEMM_MODELS"} 2>&1 | tee "$DIR/benchmark_gemm.log" | tail -30 ;;
     layer) python -m benchmarks.benchmark_layer 2>&1 | tee "$DIR/benchmark_layer.log" | tail -40 ;;
     host) python -m benchmarks.benchmark_host --json "$DIR/host.json" 2>&1 | tee "$DIR/benchmark_host.log" ;;
-    chained) python -m benchmarks.benchmark_chained_decode 2>&1 | grep -v Warning | tee "$DIR/benchmark_chained_decode.log" ;;
+    chained) python -m benchmarks.benchmark_chained_decode ${CHAINED_ARGS:-} 2>&1 | grep -v Warning | tee "$DIR/benchmark_chained_decode.log" ;;
     sol) python -m benchmarks.speed_of_light --shapes 8B,qwen 2>&1 | tee "$DIR/benchmark_speed_of_light.log" ;;
     tune) python -m benchmarks.tune_int8_scaled_mm --models "${TUNE_MODELS:-Llama-3-8B,Llama-3-70B}" \
             --buckets "${TUNE_BUCKETS:-1,16,32,64}" 2>&1 | tail -40

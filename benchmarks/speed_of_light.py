@@ -21,6 +21,7 @@ import triton.language as tl
 
 from benchmarks.benchmark_int8_scaled_mm import SHAPES, int8_problem
 from benchmarks.gpu_timing import graph_time_ms, input_sets
+from benchmarks.results_summary import merge_summary
 from vllm_int8 import ops
 from vllm_int8.ops.pdl import PDL_EARLY, pdl_enabled, wait_for_previous_kernel
 
@@ -112,6 +113,8 @@ def main() -> None:
         sol = geo([gbs(r["N"] * r["K"], r["read_ms"]) for r in rows])
         ours = geo([gbs(r["N"] * r["K"], r[f"ours_m{m}_ms"]) for r in rows for m in (1, 16)])
         print(f"{model}: geomean GB/s, read-only speed of light {sol:.0f}, ours (M=1,16) {ours:.0f} ({ours / sol:.2f})")
+        if model == "Llama-3-8B":
+            merge_summary(torch.cuda.get_device_name(), {"speed_of_light_decode_gbps": round(sol, 1)})
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ def candidates(m: int) -> list[MMConfig]:
     if m <= 16:  # C^T = B^T A^T: the weight tile as the MMA's M side (the GEMM v2 sweep, at commit d3b4b33)
         for bn, bk, warps, stages, split in SWAPPED_DECODE:
             configs.append(MMConfig(16, bn, bk, 1, warps, stages, split_k=split, swap_ab=1))
+    elif m <= 64:  # the same for 32-64 rows: 64- or 128-row weight tiles fill the wgmma's M side
+        for bn, bk, stages, split in itertools.product([64, 128], [128, 256], [4], [1, 2]):
+            configs.append(MMConfig(32 if m <= 32 else 64, bn, bk, 1, 4, stages, split_k=split, swap_ab=1))
     if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
         configs += TMA_CANDIDATES
     return configs

@@ -214,7 +214,7 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         else:  # tracing (torch.compile, fake tensors): the registered op and its fake
             out = torch.ops.vllm_int8.quant_scaled_mm(
                 x_2d, bound.weight, bound.scale_b, x.dtype, bias, bound.azp_adj, bound.input_scale,
-                bound.input_zero_point, bound.symmetric, self.ops_backend,
+                bound.input_zero_point, bound.symmetric, self.ops_backend, True,
             )  # fmt: skip
         return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
 

@@ -174,7 +174,8 @@ def plan_key(x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None)
 
 
 class BoundQuantScaledMM:
-    """`quant_scaled_mm(x, <bound weight side>)` for x [M, K], with cached launch plans."""
+    """`quant_scaled_mm(x, <bound weight side>)` for x [M, K], with cached launch plans. The weight
+    is a layer's, written once at loading: its GEMMs may read it before their PDL wait (pdl.py)."""
 
     def __init__(self, weight, scale_b, azp_adj, input_scale, input_zero_point, symmetric: bool, backend: str):
         self.weight, self.scale_b, self.azp_adj = weight, scale_b, azp_adj
@@ -190,7 +191,7 @@ class BoundQuantScaledMM:
 
     def ordinary(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
         return quant_scaled_mm_impl(x, self.weight, self.scale_b, out_dtype, bias, self.azp_adj, self.input_scale,
-                                    self.input_zero_point, self.symmetric, self.backend)  # fmt: skip
+                                    self.input_zero_point, self.symmetric, self.backend, True)  # fmt: skip
 
     def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
         fast = self._fast
@@ -293,8 +294,9 @@ class BoundQuantScaledMM:
         """Launch the pointer GEMM once into `out`; its replay, or None where none can be made."""
         cfg = mm.pointer_config(cfg)
         grid, args, constexprs = mm.launch_arguments(
-            a, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg
-        )
+            a, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg,
+            static_weight=True,
+        )  # fmt: skip
         replay = Replay.launch(mm._scaled_mm_kernel, grid, args, constexprs, _GEMM_PER_CALL + extra_per_call)
         if replay is None:
             return None

@@ -25,6 +25,12 @@ A GEMM may also ask L2 for the start of its weight slice before its wait (`prefe
 M=1: 594 µs without, 595 / 605 / 660 with 16 / 64 / 256 KiB; M=16: 603 against 608 / 666 / 802
 (an H100 try of the first lines alone: o_proj 11.8 -> 10.7 µs, slower on gate_up and the layer).
 
+A GEMM on a layer's weight (written once, at loading, long before any launch that reads it) may
+also load its first weight K-steps into registers *before* its wait (`early_weight_steps`, the
+kernel's EARLY_B): those bytes stream while the previous kernel ends. Only there: a weight passed
+to the public ops may be what the kernel before wrote. Every activation load and every store still
+comes after the wait.
+
 Off on ROCm, before Hopper, under the interpreter (it has no inline assembly), or with
 `VLLM_INT8_PDL=0`.
 """
@@ -57,7 +63,12 @@ _EARLY = tl.constexpr(PDL_EARLY)
 GEMM_EARLY_MAX_M = 64
 QUANT_EARLY_MAX_SM_FRACTION = 0.5
 
+EARLY_WEIGHT_ENV = "VLLM_INT8_EARLY_WEIGHT_STEPS"
+DEFAULT_EARLY_WEIGHT_STEPS = 1
+MAX_EARLY_WEIGHT_STEPS = 2
+
 _forced: bool | None = None
+_forced_early: int | None = None
 
 
 @triton.jit
@@ -140,3 +151,32 @@ def prefetch_lines(device: torch.device, m: int, weight: torch.Tensor, block_n: 
         return 0
     lines = min(kb * 1024 // (block_n * 128), slice_k // 128)
     return 1 << (lines.bit_length() - 1) if lines > 0 else 0
+
+
+def early_weight_steps(device: torch.device, m: int, static_weight: bool, even_k: bool) -> int:
+    """How many weight K-steps a GEMM loads before its PDL wait (the kernel's EARLY_B): only for a
+    static weight (a layer's), a decode-sized batch (at most `PREFETCH_MAX_M` rows: a weight
+    stream), a K the block divides, with PDL on (else there is nothing to overlap);
+    `VLLM_INT8_EARLY_WEIGHT_STEPS` sets it (0-2). `early_weight_forced` overrides all but the
+    weight and K conditions (tests: the interpreter has no PDL)."""
+    if not static_weight or not even_k:
+        return 0
+    if _forced_early is not None:
+        return _forced_early
+    if m > PREFETCH_MAX_M or not pdl_enabled(device):
+        return 0
+    steps = int(os.environ.get(EARLY_WEIGHT_ENV, DEFAULT_EARLY_WEIGHT_STEPS))
+    return min(max(steps, 0), MAX_EARLY_WEIGHT_STEPS)
+
+
+@contextlib.contextmanager
+def early_weight_forced(steps: int) -> Iterator[None]:
+    """Launch static-weight GEMMs with `steps` early weight K-steps inside the block, PDL or not."""
+    global _forced_early
+    if not 0 <= steps <= MAX_EARLY_WEIGHT_STEPS:
+        raise ValueError(f"steps must be 0..{MAX_EARLY_WEIGHT_STEPS}, got {steps}")
+    previous, _forced_early = _forced_early, steps
+    try:
+        yield
+    finally:
+        _forced_early = previous

@@ -39,20 +39,23 @@ def capturing(x: torch.Tensor) -> bool:
     return x.is_cuda and is_capturing(x.device)
 
 
-def _quant_scaled_mm_triton(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric):
+def _quant_scaled_mm_triton(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric,
+                            static_weight):  # fmt: skip
     mm = triton_module("scaled_mm_kernel")
     m, k = x.shape
     cfg = mm.select_config(m, weight.shape[1], k, x.device)
     if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k) and not capturing(x):
         args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric)
-        return mm.launch_quant_scaled_mm(*args, config=cfg)
+        return mm.launch_quant_scaled_mm(*args, config=cfg, static_weight=static_weight)
     quant = triton_module("quant_kernel")
     x_q, x_s, x_zp = quant.launch_scaled_int8_quant(x, input_scale, input_zero_point, symmetric)
     per_token_azp = x_zp if input_scale is None and not symmetric else None
-    return mm.launch_scaled_mm(x_q, weight, x_s, scale_b, out_dtype, bias, azp_adj, per_token_azp, config=cfg)
+    return mm.launch_scaled_mm(x_q, weight, x_s, scale_b, out_dtype, bias, azp_adj, per_token_azp, config=cfg,
+                               static_weight=static_weight)  # fmt: skip
 
 
-def _quant_scaled_mm_torch(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric):
+def _quant_scaled_mm_torch(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric,
+                           static_weight=False):  # fmt: skip
     x_q, x_s, x_zp = reference.torch_scaled_int8_quant(x, input_scale, input_zero_point, symmetric)
     per_token_azp = x_zp if input_scale is None and not symmetric else None
     return reference.torch_scaled_mm(x_q, weight, x_s, scale_b, out_dtype, bias, azp_adj, per_token_azp)
@@ -69,19 +72,22 @@ def quant_scaled_mm_impl(
     input_zero_point: torch.Tensor | None,
     symmetric: bool,
     backend: str,
+    static_weight: bool = False,
 ) -> torch.Tensor:
-    """The op's body, callable directly by an eager caller that validated its arguments."""
-    args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric)
+    """The op's body, callable directly by an eager caller that validated its arguments.
+    `static_weight`: no kernel writes `weight` (a layer's), so the GEMM may read it early (pdl.py)."""
+    args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric, static_weight)
     return _quant_scaled_mm_triton(*args) if use_triton(x.device, backend) else _quant_scaled_mm_torch(*args)
 
 
-def _fake(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric, backend):
+def _fake(x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric, backend,
+          static_weight=False):  # fmt: skip
     return x.new_empty((x.shape[0], weight.shape[1]), dtype=out_dtype)
 
 
 register_op(
     "quant_scaled_mm(Tensor x, Tensor weight, Tensor scale_b, ScalarType out_dtype, Tensor? bias, Tensor? azp_adj, "
-    "Tensor? input_scale, Tensor? input_zero_point, bool symmetric, str backend) -> Tensor",
+    "Tensor? input_scale, Tensor? input_zero_point, bool symmetric, str backend, bool static_weight=False) -> Tensor",
     quant_scaled_mm_impl,
     _fake,
 )

@@ -25,6 +25,7 @@ import triton.language as tl
 from vllm_int8.ops.epilogue import scaled_tile
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.pdl import (
+    early_weight_steps,
     gemm_pdl_options,
     prefetch_lines,
     prefetch_weight_lines,
@@ -90,6 +91,22 @@ def _row_scale_and_azp(a_ptr, offs_m, M, K, stride_am, stride_ak, BLOCK_K: tl.co
     return scale[:, None], azp[:, None]
 
 
+@triton.jit
+def _a_tile(a_ptrs, mask, MASKED: tl.constexpr, A_MODE: tl.constexpr, A_ROWS: tl.constexpr, BLOCK_M: tl.constexpr,
+            BLOCK_K: tl.constexpr, divisor, recip, fast, azp_q, lo_q, hi_q):  # fmt: skip
+    """One K-step's activation tile as int8, quantized here where the kernel quantizes A (masked
+    K lanes quantize to azp, but meet b == 0 there)."""
+    if MASKED:
+        a = tl.load(a_ptrs, mask=mask, other=0)
+    else:
+        a = tl.load(a_ptrs)
+    if A_MODE != 0:
+        a = quantize_rows(a.to(tl.float32), divisor, recip, fast, azp_q, lo_q, hi_q, LOW_BYTE=False)
+        if A_ROWS == 1:
+            a = tl.broadcast_to(a, (BLOCK_M, BLOCK_K))
+    return a
+
+
 @triton.jit(do_not_specialize=["M"])  # M only bounds masks: one compiled variant for every batch size
 def _scaled_mm_kernel(
     a_ptr,
@@ -128,6 +145,7 @@ def _scaled_mm_kernel(
     MASK_A_ROWS: tl.constexpr = False,  # M < BLOCK_M: load rows < M only (see kernel_constexprs)
     PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
     PREFETCH_LINES: tl.constexpr = 0,  # L2 lines per weight column asked for before the PDL wait
+    EARLY_B: tl.constexpr = 0,  # static weights: K-steps of the weight loaded before the PDL wait (0-2)
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
     pid = tl.program_id(0)
@@ -163,7 +181,15 @@ def _scaled_mm_kernel(
 
     if PREFETCH_LINES:  # only a K-contiguous weight (stride_bk == 1), and only into L2
         prefetch_weight_lines(b_ptr, offs_n % N, k_first * BLOCK_K, K, stride_bn, PREFETCH_LINES)
-    wait_for_previous_kernel(PDL)  # nothing above loaded or stored; every load and store is below
+    # A weight no kernel writes (a layer's, after loading) may be read before the wait: its first
+    # EARLY_B K-steps stream while the previous kernel ends, and are multiplied after the main loop.
+    # Every other load and every store comes after the wait. (EVEN_K only: see early_weight_steps.)
+    if EARLY_B >= 1:
+        step = (tl.arange(0, BLOCK_K) * 0 + k_first)[:, None]  # as a column: masks of the tile's shape
+        b_early0 = tl.load(b_ptrs, mask=step < k_last, other=0)
+    if EARLY_B >= 2:
+        b_early1 = tl.load(b_ptrs + BLOCK_K * stride_bk, mask=step + 1 < k_last, other=0)
+    wait_for_previous_kernel(PDL)
 
     # The rows' scale and zero point: quantizing A needs them first; else the epilogue loads them.
     if A_MODE == 2:
@@ -179,35 +205,53 @@ def _scaled_mm_kernel(
         # IEEE division per element, not the reciprocal (whose choice is a branch per tile): only
         # one row is quantized per tile (A_ROWS == 1 in use), so the division costs little here.
         divisor, recip, fast, azp_q, lo_q, hi_q = row_constants(scale_a, azp_f, False)
+    else:  # unused: A is int8 already
+        divisor, recip, fast, azp_q, lo_q, hi_q = 1.0, 1.0, False, 0, 0.0, 0.0
 
     if SWAP_AB:
         acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.int32)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-    for k in range(k_first, k_last):
+    a_early = a_ptrs
+    a_ptrs += EARLY_B * BLOCK_K * stride_ak
+    b_ptrs += EARLY_B * BLOCK_K * stride_bk
+    for k in range(k_first + EARLY_B, k_last):
         if EVEN_K:
-            if MASK_A_ROWS:
-                a = tl.load(a_ptrs, mask=a_row_ok, other=0)
-            else:
-                a = tl.load(a_ptrs)
+            a = _a_tile(a_ptrs, a_row_ok, MASK_A_ROWS, A_MODE, A_ROWS, BLOCK_M, BLOCK_K, divisor, recip, fast, azp_q,
+                        lo_q, hi_q)  # fmt: skip
             b = tl.load(b_ptrs)
         else:  # only when K has no power-of-two factor >= MIN_BLOCK_K (see fit_block_k)
             k_left = K - k * BLOCK_K
             a_mask = tl.arange(0, BLOCK_K)[None, :] < k_left
             if MASK_A_ROWS:
                 a_mask = a_mask & a_row_ok
-            a = tl.load(a_ptrs, mask=a_mask, other=0)
+            a = _a_tile(a_ptrs, a_mask, True, A_MODE, A_ROWS, BLOCK_M, BLOCK_K, divisor, recip, fast, azp_q, lo_q,
+                        hi_q)  # fmt: skip
             b = tl.load(b_ptrs, mask=tl.arange(0, BLOCK_K)[:, None] < k_left, other=0)
-        if A_MODE != 0:  # masked K lanes quantize to azp, but meet b == 0 there
-            a = quantize_rows(a.to(tl.float32), divisor, recip, fast, azp_q, lo_q, hi_q, LOW_BYTE=False)
-            if A_ROWS == 1:
-                a = tl.broadcast_to(a, (BLOCK_M, BLOCK_K))
         if SWAP_AB:  # both operands stay K-major (what int8 MMAs need); only the roles change
             acc_t = tl.dot(tl.trans(b), tl.trans(a), acc_t, out_dtype=tl.int32)
         else:
             acc = tl.dot(a, b, acc, out_dtype=tl.int32)
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
+    # The early weight steps last (int32 sums are exact in any order); a step past a short K-slice
+    # loaded zeros and reads no activation.
+    if EARLY_B >= 1:
+        if k_first < k_last:
+            a = _a_tile(a_early, a_row_ok, MASK_A_ROWS, A_MODE, A_ROWS, BLOCK_M, BLOCK_K, divisor, recip, fast,
+                        azp_q, lo_q, hi_q)  # fmt: skip
+            if SWAP_AB:
+                acc_t = tl.dot(tl.trans(b_early0), tl.trans(a), acc_t, out_dtype=tl.int32)
+            else:
+                acc = tl.dot(a, b_early0, acc, out_dtype=tl.int32)
+    if EARLY_B >= 2:
+        if k_first + 1 < k_last:
+            a = _a_tile(a_early + BLOCK_K * stride_ak, a_row_ok, MASK_A_ROWS, A_MODE, A_ROWS, BLOCK_M, BLOCK_K,
+                        divisor, recip, fast, azp_q, lo_q, hi_q)  # fmt: skip
+            if SWAP_AB:
+                acc_t = tl.dot(tl.trans(b_early1), tl.trans(a), acc_t, out_dtype=tl.int32)
+            else:
+                acc = tl.dot(a, b_early1, acc, out_dtype=tl.int32)
     if SWAP_AB:
         acc = tl.trans(acc_t)
 
@@ -325,14 +369,16 @@ def launch_scaled_mm(
     azp_adj: torch.Tensor | None = None,
     azp: torch.Tensor | None = None,
     config: MMConfig | None = None,
+    static_weight: bool = False,
 ) -> torch.Tensor:
     """One launch of the fused GEMM (arguments already validated; `config` overrides the tile choice).
 
     Scales, bias and zero-point terms may be strided views: they are made dense here (cheap, they
     are vectors). `input` and `weight` strides are passed to the kernel as they are.
+    `static_weight`: no kernel writes `weight` (a layer's), so it may be read before the PDL wait.
     """
     return _launch(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, azp is not None, A_INT8, True,
-                   config)  # fmt: skip
+                   config, static_weight)  # fmt: skip
 
 
 def launch_quant_scaled_mm(
@@ -346,6 +392,7 @@ def launch_quant_scaled_mm(
     input_zero_point: torch.Tensor | None,
     symmetric: bool,
     config: MMConfig | None = None,
+    static_weight: bool = False,
 ) -> torch.Tensor:
     """Quantize float rows x [M, K] inside the GEMM and multiply, in one launch (the decode path).
 
@@ -355,7 +402,8 @@ def launch_quant_scaled_mm(
     folded with it, as the layer stores it).
     """
     mode, scale_a, azp, has_azp = quant_a_operands(scale_b, input_scale, input_zero_point, symmetric)
-    return _launch(x, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, mode, symmetric, config)
+    return _launch(x, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, mode, symmetric, config,
+                   static_weight)  # fmt: skip
 
 
 def quant_a_operands(scale_b, input_scale, input_zero_point, symmetric: bool):
@@ -370,7 +418,8 @@ def quant_a_operands(scale_b, input_scale, input_zero_point, symmetric: bool):
     return A_QUANT_STATIC, input_scale, input_zero_point, False
 
 
-def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, a_mode, symmetric, config):
+def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp, a_mode, symmetric, config,
+            static_weight):  # fmt: skip
     m, n = a.shape[0], weight.shape[1]
     out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
@@ -383,7 +432,7 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
         return launch_tma_scaled_mm(a, weight, out, *vectors, cfg)
     cfg = pointer_config(cfg)
     grid, args, constexprs = launch_arguments(
-        a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg
+        a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg, static_weight
     )
     if _launch_log is not None:
         _launch_log.append((m, n, a.shape[1], cfg))
@@ -412,7 +461,8 @@ def fit_block_k(cfg: MMConfig, k: int) -> MMConfig:
     return cfg if block_k == cfg.block_k else dataclasses.replace(cfg, block_k=block_k)
 
 
-def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg):
+def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg,
+                     static_weight=False):  # fmt: skip
     """(grid, positional arguments, constexprs and options) of one kernel launch.
 
     The launcher runs exactly this; the ROCm compile gate calls it with meta tensors, so what the
@@ -432,6 +482,9 @@ def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_a
     lines = prefetch_lines(out.device, m, weight, cfg.block_n, slice_k)
     if lines:
         constexprs["PREFETCH_LINES"] = lines
+    early = early_weight_steps(out.device, m, static_weight, constexprs["EVEN_K"])
+    if early:
+        constexprs["EARLY_B"] = early
     workspace = counters = None
     if cfg.split_k > 1:
         tiles = grid[0]
