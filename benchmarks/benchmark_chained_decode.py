@@ -23,7 +23,7 @@ from benchmarks.gpu_timing import alternating_graph_times_ms
 from benchmarks.results_summary import merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import quant_mm
-from vllm_int8.ops.pdl import DEFAULT_EARLY_WEIGHT_STEPS, DEFAULT_PREFETCH_KB, EARLY_WEIGHT_ENV, PREFETCH_ENV
+from vllm_int8.ops.pdl import DEFAULT_EARLY_WEIGHT_STEPS, EARLY_WEIGHT_ENV
 
 LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)
 
@@ -44,8 +44,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--early-steps", default=str(DEFAULT_EARLY_WEIGHT_STEPS),
                         help="weight K-steps each GEMM loads before its PDL wait; a list compares")  # fmt: skip
-    parser.add_argument("--prefetch-kb", default=str(DEFAULT_PREFETCH_KB),
-                        help="L2 prefetch per GEMM program before its PDL wait, KiB; a list compares")  # fmt: skip
     parser.add_argument("--one-launch", action="store_true",
                         help="also: at M=1 the GEMM quantizing its own row in the graph (eager's path)")  # fmt: skip
     args = parser.parse_args()
@@ -56,20 +54,19 @@ def main() -> None:
     weight_bytes = args.layers * sum(n * k for n, k in LINEARS.values())
     device = torch.cuda.get_device_name()
     print(f"{device}: {args.layers} Llama-3-8B layers x (qkv, o, gate_up, down), {weight_bytes / 1e9:.2f} GB int8")
-    default = (DEFAULT_EARLY_WEIGHT_STEPS, DEFAULT_PREFETCH_KB, False)
-    settings = [(int(e), int(kb), False) for e in args.early_steps.split(",") for kb in args.prefetch_kb.split(",")]
+    default = (DEFAULT_EARLY_WEIGHT_STEPS, False)
+    settings = [(int(e), False) for e in args.early_steps.split(",")]
     if args.one_launch:
-        settings += [(e, kb, True) for e, kb, _ in settings]
+        settings += [(e, True) for e, _ in settings]
     gbps, speedups = [], []
     for m in map(int, args.m.split(",")):
         inputs = {k: torch.randn(m, k, device="cuda", dtype=torch.bfloat16) for k in {k for _, k in LINEARS.values()}}
         ks = [k for _, k in LINEARS.values()]
-        here = [s for s in settings if not s[2] or m == 1]
+        here = [s for s in settings if not s[1] or m == 1]
 
         def chain_int8(setting, inputs=inputs, ks=ks):
-            early, kb, one_launch = setting
-            # Read by each launch while the graph is captured.
-            os.environ.update({EARLY_WEIGHT_ENV: str(early), PREFETCH_ENV: str(kb)})
+            early, one_launch = setting
+            os.environ[EARLY_WEIGHT_ENV] = str(early)  # read by each launch while the graph is captured
             saved = quant_mm.capturing
             if one_launch:
                 quant_mm.capturing = lambda x: False
@@ -79,8 +76,7 @@ def main() -> None:
                         linear(inputs[k])
             finally:
                 quant_mm.capturing = saved
-                for name in (EARLY_WEIGHT_ENV, PREFETCH_ENV):
-                    os.environ.pop(name, None)
+                os.environ.pop(EARLY_WEIGHT_ENV, None)
 
         def chain_bf16(inputs=inputs, ks=ks):
             for layer in bf16:
@@ -89,8 +85,8 @@ def main() -> None:
 
         variants = [[lambda s=s: chain_int8(s)] for s in here] + [[chain_bf16]]
         *t_int8s, t_bf16 = alternating_graph_times_ms(variants, rounds=args.rounds, rep_ms=60)
-        for (early, kb, one), t in zip(here, t_int8s):
-            label = f"early {early}  prefetch {kb:>3} KiB  {'one launch' if one else 'two launches'}"
+        for (early, one), t in zip(here, t_int8s):
+            label = f"early steps {early}  {'one launch  ' if one else 'two launches'}"
             print(f"M={m:<3} {label}  int8 {t * 1e3:8.1f} us ({weight_bytes / (t * 1e-3) / 1e9:6.0f} GB/s)"
                   f"   bf16 {t_bf16 * 1e3:8.1f} us ({2 * weight_bytes / (t_bf16 * 1e-3) / 1e9:6.0f} GB/s)"
                   f"   bf16/int8 {t_bf16 / t:.2f}x", flush=True)  # fmt: skip

@@ -5,8 +5,8 @@ pays a fixed start: the launch, the programs' set-up. With PDL (Hopper and newer
 `griddepcontrol`, Triton's `launch_pdl=True`), the next kernel's programs may be placed before
 this one finishes; they wait in `gdc_wait()` until it has finished and its writes are visible.
 
-The rule every kernel launched here with PDL keeps: `gdc_wait()` comes before its first global
-load and its first store (nothing before it touches memory), so it behaves as if launched
+The rule every kernel launched here with PDL keeps: `gdc_wait()` comes before its first load of
+anything another kernel may write and before its first store, so it behaves as if launched
 after the previous kernel completed. Kernels launched without PDL (every torch kernel) wait for
 completion as always; a PDL kernel after one of them simply starts when it ends.
 
@@ -19,17 +19,15 @@ GEMM's programs then crowd onto the SMs left free: o_proj 13.2 -> 15.7 µs). A d
 early trigger helped (M <= 64); at M=256 it cost 7%. Hence: the quant kernel triggers early while
 its grid covers at most half the SMs, the GEMM while M <= 64; otherwise both only wait.
 
-A GEMM may also ask L2 for the start of its weight slice before its wait (`prefetch_weight_lines`,
-`VLLM_INT8_PREFETCH_KB` per program). It is off by default because it measured slower: H200,
-2026-12-02, 8 Llama-3-8B layers' linears chained in one graph (`benchmarks/benchmark_chained_decode`),
-M=1: 594 µs without, 595 / 605 / 660 with 16 / 64 / 256 KiB; M=16: 603 against 608 / 666 / 802
-(an H100 try of the first lines alone: o_proj 11.8 -> 10.7 µs, slower on gate_up and the layer).
-
 A GEMM on a layer's weight (written once, at loading, long before any launch that reads it) may
-also load its first weight K-steps into registers *before* its wait (`early_weight_steps`, the
+load its first weight K-step into registers *before* its wait (`early_weight_steps`, the
 kernel's EARLY_B): those bytes stream while the previous kernel ends. Only there: a weight passed
 to the public ops may be what the kernel before wrote. Every activation load and every store still
-comes after the wait.
+comes after the wait. Measured on the H200 (2026-12-02, 8 Llama-3-8B layers' linears chained in one
+graph, `benchmarks/benchmark_chained_decode`): one early step, M=1: 596 -> 582 µs; M=16: 606 ->
+652 µs (two steps: 643 and 669), so one step, for one-row batches only. An L2 prefetch of each
+program's weight slice before the wait (`prefetch.global.L2`, 16-256 KiB per program) measured
+slower at every size (M=1: 594 µs without, 595-660 with; M=16: 603 against 608-802) and was removed.
 
 Off on ROCm, before Hopper, under the interpreter (it has no inline assembly), or with
 `VLLM_INT8_PDL=0`.
@@ -55,9 +53,6 @@ except ImportError:  # Triton < 3.3: no grid dependency control, so no PDL (the 
     gdc_launch_dependents = gdc_wait = None
 
 PDL_ENV = "VLLM_INT8_PDL"
-PREFETCH_ENV = "VLLM_INT8_PREFETCH_KB"
-DEFAULT_PREFETCH_KB = 0
-PREFETCH_MAX_M = 64
 PDL_WAIT, PDL_EARLY = 1, 2  # the kernels' PDL constexpr: wait only, or also trigger the next kernel early
 _EARLY = tl.constexpr(PDL_EARLY)
 GEMM_EARLY_MAX_M = 64
@@ -66,23 +61,10 @@ QUANT_EARLY_MAX_SM_FRACTION = 0.5
 EARLY_WEIGHT_ENV = "VLLM_INT8_EARLY_WEIGHT_STEPS"
 DEFAULT_EARLY_WEIGHT_STEPS = 1
 MAX_EARLY_WEIGHT_STEPS = 2
+EARLY_WEIGHT_MAX_M = 1  # above it one early step measured slower (see above)
 
 _forced: bool | None = None
 _forced_early: int | None = None
-
-
-@triton.jit
-def prefetch_weight_lines(b_ptr, cols, k_start, K, stride_bn, LINES: tl.constexpr):
-    """Ask L2 for the first LINES 128-byte lines of each of this program's weight columns (a
-    K-contiguous int8 weight, `cols` already in range), before waiting for the previous kernel.
-
-    Always safe, whatever wrote the weight: `prefetch.global.L2` only moves lines into L2, the
-    point of coherence, and every load that uses the data still comes after the wait.
-    """
-    ks = tl.minimum(k_start + tl.arange(0, LINES).to(tl.int64) * 128, K - 1)
-    ptrs = b_ptr + cols[:, None] * stride_bn + ks[None, :]
-    tl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
-                              is_pure=False, pack=1)  # fmt: skip
 
 
 @triton.jit
@@ -140,30 +122,17 @@ def gemm_pdl_options(device: torch.device, m: int) -> dict[str, int | bool]:
     return {"PDL": PDL_EARLY if m <= GEMM_EARLY_MAX_M else PDL_WAIT, "launch_pdl": True}
 
 
-def prefetch_lines(device: torch.device, m: int, weight: torch.Tensor, block_n: int, slice_k: int) -> int:
-    """How many 128-byte lines per weight column a GEMM prefetches into L2 before its PDL wait
-    (`prefetch_weight_lines`): 0 without PDL (nothing to overlap), for a weight that is not
-    K-contiguous, above `PREFETCH_MAX_M` rows (the GEMM is no longer a weight stream), and by
-    default; `VLLM_INT8_PREFETCH_KB` sets the bytes per program. A power of two, at most the
-    program's K-slice."""
-    kb = int(os.environ.get(PREFETCH_ENV, DEFAULT_PREFETCH_KB))
-    if kb <= 0 or m > PREFETCH_MAX_M or weight.stride(0) != 1 or not pdl_enabled(device):
-        return 0
-    lines = min(kb * 1024 // (block_n * 128), slice_k // 128)
-    return 1 << (lines.bit_length() - 1) if lines > 0 else 0
-
-
 def early_weight_steps(device: torch.device, m: int, static_weight: bool, even_k: bool) -> int:
     """How many weight K-steps a GEMM loads before its PDL wait (the kernel's EARLY_B): only for a
-    static weight (a layer's), a decode-sized batch (at most `PREFETCH_MAX_M` rows: a weight
-    stream), a K the block divides, with PDL on (else there is nothing to overlap);
-    `VLLM_INT8_EARLY_WEIGHT_STEPS` sets it (0-2). `early_weight_forced` overrides all but the
-    weight and K conditions (tests: the interpreter has no PDL)."""
+    static weight (a layer's), at most `EARLY_WEIGHT_MAX_M` rows, a K the block divides, with PDL
+    on (else there is nothing to overlap); `VLLM_INT8_EARLY_WEIGHT_STEPS` sets the steps (0-2).
+    `early_weight_forced` overrides all but the weight and K conditions (tests: the interpreter
+    has no PDL)."""
     if not static_weight or not even_k:
         return 0
     if _forced_early is not None:
         return _forced_early
-    if m > PREFETCH_MAX_M or not pdl_enabled(device):
+    if m > EARLY_WEIGHT_MAX_M or not pdl_enabled(device):
         return 0
     steps = int(os.environ.get(EARLY_WEIGHT_ENV, DEFAULT_EARLY_WEIGHT_STEPS))
     return min(max(steps, 0), MAX_EARLY_WEIGHT_STEPS)

@@ -27,8 +27,6 @@ from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.pdl import (
     early_weight_steps,
     gemm_pdl_options,
-    prefetch_lines,
-    prefetch_weight_lines,
     wait_for_previous_kernel,
 )
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_rows, row_constants
@@ -144,7 +142,6 @@ def _scaled_mm_kernel(
     SWAP_AB: tl.constexpr = False,  # decode: C^T = B^T A^T, so the weight fills the MMA's wide M side
     MASK_A_ROWS: tl.constexpr = False,  # M < BLOCK_M: load rows < M only (see kernel_constexprs)
     PDL: tl.constexpr = 0,  # launched with PDL: wait for the kernel before; 2: trigger the next early
-    PREFETCH_LINES: tl.constexpr = 0,  # L2 lines per weight column asked for before the PDL wait
     EARLY_B: tl.constexpr = 0,  # static weights: K-steps of the weight loaded before the PDL wait (0-2)
 ):
     # Grouped tile order: GROUP_M row-tiles share each column of B while it is in L2.
@@ -179,8 +176,6 @@ def _scaled_mm_kernel(
     a_ptrs = a_ptr + a_rows[:, None] * stride_am + offs_k[None, :].to(tl.int64) * stride_ak
     b_ptrs = b_ptr + offs_k[:, None].to(tl.int64) * stride_bk + (offs_n % N)[None, :] * stride_bn
 
-    if PREFETCH_LINES:  # only a K-contiguous weight (stride_bk == 1), and only into L2
-        prefetch_weight_lines(b_ptr, offs_n % N, k_first * BLOCK_K, K, stride_bn, PREFETCH_LINES)
     # A weight no kernel writes (a layer's, after loading) may be read before the wait: its first
     # EARLY_B K-steps stream while the previous kernel ends, and are multiplied after the main loop.
     # Every other load and every store comes after the wait. (EVEN_K only: see early_weight_steps.)
@@ -478,10 +473,6 @@ def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_a
         azp_adj is not None, has_azp, a_mode, symmetric,
     )  # fmt: skip
     constexprs.update(gemm_pdl_options(out.device, m))
-    slice_k = triton.cdiv(triton.cdiv(k, cfg.block_k), cfg.split_k) * cfg.block_k
-    lines = prefetch_lines(out.device, m, weight, cfg.block_n, slice_k)
-    if lines:
-        constexprs["PREFETCH_LINES"] = lines
     early = early_weight_steps(out.device, m, static_weight, constexprs["EVEN_K"])
     if early:
         constexprs["EARLY_B"] = early
