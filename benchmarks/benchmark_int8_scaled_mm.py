@@ -209,18 +209,30 @@ def geomean(values) -> float:
 PREFILL_M, DECODE_M, MID_M = (1024, 4096, 8192), (1, 16), (64, 256, 512)
 
 
-def gemm_headlines(rows: list[dict]) -> dict:
-    """The GEMM figures summary.json carries (issue 11): asym, geomeans over shapes and M."""
+def gemm_headlines(rows: list[dict], device: str | None = None) -> dict:
+    """The GEMM figures summary.json carries: asym, geomeans over shapes and M. "untuned" figures
+    are Qwen2.5-7B's at the M buckets `device`'s table has no entry for (None where it has all)."""
+    from vllm_int8.ops.mm_configs import load_tuned, pick_bucket
+
+    table = load_tuned(device) if device else {}
     tuned = [r for r in rows if r["model"] == "Llama-3-8B"]
-    untuned = [r for r in rows if r["model"] == "Qwen2.5-7B"]
+    mid_rows = [r for r in rows if r["model"] in ("Llama-3-8B", "Qwen2.5-7B")]
+
+    def is_untuned(r) -> bool:
+        buckets = table.get((r["N"], r["K"]))
+        return not buckets or pick_bucket(buckets, r["M"]) is None
+
+    untuned = [r for r in rows if r["model"] == "Qwen2.5-7B" and is_untuned(r)]
 
     def prefill(rs, key="asym_tops"):
-        return geomean(r[key] for r in rs if r["M"] in PREFILL_M)
+        values = [r[key] for r in rs if r["M"] in PREFILL_M]
+        return geomean(values) if values else None
 
     def decode(rs, bytes_per_weight=1, ms_key="asym_ms"):
-        return geomean(r["N"] * r["K"] * bytes_per_weight / r[ms_key] / 1e6 for r in rs if r["M"] in DECODE_M)
+        values = [r["N"] * r["K"] * bytes_per_weight / r[ms_key] / 1e6 for r in rs if r["M"] in DECODE_M]
+        return geomean(values) if values else None
 
-    mid = [r["asym_vs_bf16"] for r in tuned + untuned if r["M"] in MID_M]
+    mid = [r["asym_vs_bf16"] for r in mid_rows if r["M"] in MID_M]
     fp8 = [r for r in tuned if r["M"] in PREFILL_M and r.get("fp8_tops")]
     figures = {"mid_m_speedup_min": min(mid), "mid_m_speedup_geomean": geomean(mid)} if mid else {}
     if fp8:
@@ -321,7 +333,7 @@ def main() -> None:
     for what, us in host.items():
         print(f"host {what:<45} {us:7.1f} us/call")
     summary = summarize(rows, quant)
-    headlines = {"date": datetime.date.today().isoformat(), **gemm_headlines(rows)}
+    headlines = {"date": datetime.date.today().isoformat(), **gemm_headlines(rows, name)}
     summary.update(headlines)
     if not args.quick and (models is None or {"Llama-3-8B", "Qwen2.5-7B"} <= set(models)):
         merge_summary(name, headlines)

@@ -41,7 +41,9 @@ def test_pick_bucket_takes_the_smallest_bucket_not_below_m():
     assert pick_bucket(buckets, 1) == buckets[1]
     assert pick_bucket(buckets, 2) == buckets[16]
     assert pick_bucket(buckets, 17) == buckets[256]
-    assert pick_bucket(buckets, 100000) == buckets[256]
+    assert pick_bucket(buckets, 100000) is None  # tuned only up to 256: the untuned rule decides
+    buckets[8192] = MMConfig(256, 128, 128)
+    assert pick_bucket(buckets, 100000) == buckets[8192]  # the table covers the largest bucket
 
 
 def test_unknown_device_or_shape_falls_back_to_the_heuristic(monkeypatch, tmp_path):

@@ -44,10 +44,17 @@ def load_tuned(device_name: str, directory: Path = TUNED_DIR) -> dict[tuple[int,
     return table
 
 
-def pick_bucket(buckets: dict[int, MMConfig], m: int) -> MMConfig:
-    """The config of the smallest bucket >= m, or of the largest bucket."""
+LARGEST_BUCKET = 8192  # the tuner's; a table reaching it covers every larger M too
+
+
+def pick_bucket(buckets: dict[int, MMConfig], m: int) -> MMConfig | None:
+    """The config of the smallest bucket >= m; past the largest bucket, its config where the table
+    reaches `LARGEST_BUCKET`, else None (a table tuned only up to decode or mid-batch sizes says
+    nothing about prefill: the untuned rule decides there)."""
     fitting = [b for b in buckets if b >= m]
-    return buckets[min(fitting) if fitting else max(buckets)]
+    if fitting:
+        return buckets[min(fitting)]
+    return buckets[max(buckets)] if max(buckets) >= LARGEST_BUCKET else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -57,8 +64,9 @@ def select_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
     name = device_info(device).name if device.type == "cuda" else None
     if name is not None:
         buckets = load_tuned(name).get((n, k))
-        if buckets:
-            return pick_bucket(buckets, m)
+        tuned = pick_bucket(buckets, m) if buckets else None
+        if tuned is not None:
+            return tuned
     return untuned_config(m, n, k, device)
 
 
