@@ -79,20 +79,8 @@ def test_one_token_decode_is_one_launch(scheme, planner, monkeypatch):
 @pytest.mark.parametrize("m, cfg, tma, gemm", [(16, POINTER, False, "_Gemm"), (256, TMA, True, "_TmaGemm"),
                                                (256, TMA, False, "_Gemm")])  # fmt: skip
 def test_batches_are_quant_then_gemm(m, cfg, tma, gemm, planner, monkeypatch):
-    monkeypatch.setattr(layer_plans, "EAGER_TMA_MIN_OPS", 0)  # every GEMM long enough for TMA
     _, plan, _ = bound_and_plan("dynamic_asym", m, cfg, monkeypatch, tma=tma)
     assert type(plan).__name__ == "_TwoLaunchPlan" and type(plan.gemm).__name__ == gemm
-
-
-def test_short_gemms_of_tma_configs_replay_on_the_pointer_kernel(planner, monkeypatch):
-    """2 * 256 * 128 * 256 operations: far below EAGER_TMA_MIN_OPS, so TMA's per-call host cost
-    (descriptor encodes) would outweigh its GPU gain; the same tiles run on the pointer kernel."""
-    _, plan, _ = bound_and_plan("dynamic_asym", 256, TMA, monkeypatch, tma=True)
-    assert type(plan.gemm).__name__ == "_Gemm"
-    assert "_scaled_mm_kernel" in planner and "_tma_scaled_mm_kernel" not in planner  # the pointer kernel
-    assert layer_plans.eager_config(TMA, 256, 128, 256) == scaled_mm_kernel.pointer_config(TMA)
-    assert layer_plans.eager_config(TMA, 8192, 4096, 4096) == TMA
-    assert layer_plans.eager_config(POINTER, 1, 128, 256) == POINTER
 
 
 def test_strided_rows_take_ordinary_launches(planner, monkeypatch):

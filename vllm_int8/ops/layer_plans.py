@@ -30,22 +30,6 @@ from vllm_int8.ops.split_k_workspace import arrival_counters, eager_counters_add
 from vllm_int8.ops.triton_compat import Replay
 
 MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
-# A replayed TMA launch still pays, per call, Triton's launcher encoding its three tensor maps
-# and an output descriptor built in Python: on the H200 (2026-12-02, `benchmarks/benchmark_host`,
-# 4096x4096, M=256) 42 µs of host time per eager linear, against 30 µs for a pointer-kernel plan
-# at M=64, for a GEMM of ~16 µs of GPU time. Below this many operations (2*M*N*K: ~16 µs at
-# 1000 TOPS) an eager plan runs the same tiles on the pointer kernel; graphs keep TMA.
-EAGER_TMA_MIN_OPS = 16e9
-
-
-def eager_config(cfg, m: int, n: int, k: int):
-    """The tiles an eager plan launches: `cfg`, on the pointer kernel for a TMA config too short to
-    pay TMA's per-call host cost (`EAGER_TMA_MIN_OPS`)."""
-    from vllm_int8.ops.scaled_mm_kernel import pointer_config
-
-    return pointer_config(cfg) if cfg.tma and 2 * m * n * k < EAGER_TMA_MIN_OPS else cfg
-
-
 _GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")  # then ("scale_a_ptr", "azp_ptr")
 
 
@@ -247,7 +231,7 @@ class BoundQuantScaledMM:
 
         m, k = x.shape
         n = self.weight.shape[1]
-        cfg = eager_config(mm.fit_block_k(mm.select_config(m, n, k, x.device), k), m, n, k)
+        cfg = mm.fit_block_k(mm.select_config(m, n, k, x.device), k)
         if m == 0:
             return None, self.ordinary(x, out_dtype, bias)
         if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):

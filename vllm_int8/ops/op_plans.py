@@ -5,10 +5,8 @@ launcher, not its binder and our config choice, on every call.
 A plan is keyed on everything Triton specializes a launch on (shapes, strides, dtypes, which
 optional tensors are given, each pointer's 16-byte alignment, the device); every tensor is a
 per-call argument, so a plan holds no user tensor. Each plan's first replay is checked bit for bit
-against an ordinary launch, as the layer's are. GEMMs too short to pay TMA's per-call host cost
-run their tiles on the pointer kernel (`layer_plans.eager_config`); no plan (the ordinary launch)
-for longer TMA configs, strided vectors, empty inputs, launch hooks and calls under CUDA-graph
-capture.
+against an ordinary launch, as the layer's are. No plan (the ordinary launch) for TMA configs,
+strided vectors, empty inputs, launch hooks and calls under CUDA-graph capture.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import threading
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.layer_plans import eager_config
 from vllm_int8.ops.split_k_workspace import eager_counters_address, tensor_stream
 from vllm_int8.ops.triton_compat import Replay
 
@@ -118,7 +115,7 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
 
     m, k = input.shape
     n = weight.shape[1]
-    cfg = eager_config(mm.fit_block_k(mm.select_config(m, n, k, input.device), k), m, n, k)
+    cfg = mm.fit_block_k(mm.select_config(m, n, k, input.device), k)
     out = torch.empty((m, n), dtype=out_dtype, device=input.device)
     if cfg.tma and mm.tma_available(input.device) and mm.tma_layout_problem(input, weight, out) is None:
         return None, _ordinary_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
