@@ -12,6 +12,7 @@ figure is measured in alternation (rounds, median).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.gpu_timing import graph_time_ms, host_us_per_call
+from benchmarks.results_summary import merge_summary
 from vllm_int8 import ops
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import triton_compat
@@ -103,6 +105,19 @@ def launches_alone(bound, x):
     return two
 
 
+def summary_figures(rows: list[dict]) -> dict:
+    """The figures `summary.json` carries, per M: host time over bf16's for the layer, for the
+    public ops and for the launch floor, and eager time over CUDA-graph time."""
+    keys = {
+        "host_ratio_vs_bf16": "host_ratio_vs_bf16",
+        "host_ops_ratio_vs_bf16": "ops_host_ratio_vs_bf16",
+        "host_launch_floor_ratio_vs_bf16": "floor_ratio_vs_bf16",
+        "host_eager_over_graph": "eager_over_graph",
+    }
+    figures = {name: {str(r["m"]): round(r[key], 2) for r in rows} for name, key in keys.items()}
+    return figures | {"host_date": datetime.date.today().isoformat()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--m", default="1,16,64,256,1024,4096")
@@ -135,6 +150,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "n": n, "k": k, "rows": rows}, f, indent=1)
+    if (n, k) == (4096, 4096):
+        merge_summary(torch.cuda.get_device_name(), summary_figures(rows))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ inside the graph like every decode launch) and the fastest is kept. The result i
 `vllm_int8/ops/tuned/<device>.json`, which `vllm_int8.ops.mm_configs.select_config` loads at run
 time; shapes or devices without an entry fall back to the heuristic.
 
+Decode buckets (M <= 16) are judged in the chain, not here: a decode GEMM runs between a quant
+kernel and the next layer's launches, and tiles that won timed alone lost 4-9% chained on the
+H200 (2026-12-02, `benchmark_chained_decode`); check there before shipping them.
+
     python -m benchmarks.tune_int8_scaled_mm [--models Llama-3-8B,SmolLM2-135M] [--out DIR]
 """
 

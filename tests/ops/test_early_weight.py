@@ -21,7 +21,8 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 def test_only_static_weights_of_decode_batches_with_pdl(monkeypatch):
     monkeypatch.setattr(pdl, "pdl_enabled", lambda device: True)
     monkeypatch.delenv(EARLY_WEIGHT_ENV, raising=False)
-    assert early_weight_steps(CUDA, 1, True, True) == pdl.DEFAULT_EARLY_WEIGHT_STEPS
+    assert early_weight_steps(CUDA, 1, True, True) == pdl.DEFAULT_EARLY_WEIGHT_STEPS == 0  # off unless asked
+    monkeypatch.setenv(EARLY_WEIGHT_ENV, "1")
     assert early_weight_steps(CUDA, 1, False, True) == 0  # a weight the kernel before may have written
     assert early_weight_steps(CUDA, 1, True, False) == 0  # ragged K: the early steps are unmasked in K
     assert early_weight_steps(CUDA, pdl.EARLY_WEIGHT_MAX_M + 1, True, True) == 0  # measured slower there

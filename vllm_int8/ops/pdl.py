@@ -23,9 +23,12 @@ A GEMM on a layer's weight (written once, at loading, long before any launch tha
 load its first weight K-step into registers *before* its wait (`early_weight_steps`, the
 kernel's EARLY_B): those bytes stream while the previous kernel ends. Only there: a weight passed
 to the public ops may be what the kernel before wrote. Every activation load and every store still
-comes after the wait. Measured on the H200 (2026-12-02, 8 Llama-3-8B layers' linears chained in one
-graph, `benchmarks/benchmark_chained_decode`): one early step, M=1: 596 -> 582 µs; M=16: 606 ->
-652 µs (two steps: 643 and 669), so one step, for one-row batches only. An L2 prefetch of each
+comes after the wait. It is off by default (`VLLM_INT8_EARLY_WEIGHT_STEPS=1` turns it on for one-row
+batches): on the H200 (2026-12-02) one early step made 8 Llama-3-8B layers' linears chained in one
+graph (`benchmarks/benchmark_chained_decode`) faster at M=1 (596 -> 582 µs, and 620 -> 604 in another
+run) and slower at M=16 (606 -> 652; two steps: 643 and 669), but the whole Llama-3-8B-shaped model's
+graph decode at batch 1 (`benchmark_layer --model-only`, where a torch kernel precedes each quant)
+slower: 5.05 ms without, 5.27 with. An L2 prefetch of each
 program's weight slice before the wait (`prefetch.global.L2`, 16-256 KiB per program) measured
 slower at every size (M=1: 594 µs without, 595-660 with; M=16: 603 against 608-802) and was removed.
 
@@ -59,9 +62,9 @@ GEMM_EARLY_MAX_M = 64
 QUANT_EARLY_MAX_SM_FRACTION = 0.5
 
 EARLY_WEIGHT_ENV = "VLLM_INT8_EARLY_WEIGHT_STEPS"
-DEFAULT_EARLY_WEIGHT_STEPS = 1
+DEFAULT_EARLY_WEIGHT_STEPS = 0  # off: slower in the whole model (see above)
 MAX_EARLY_WEIGHT_STEPS = 2
-EARLY_WEIGHT_MAX_M = 1  # above it one early step measured slower (see above)
+EARLY_WEIGHT_MAX_M = 1  # above it one early step measured slower in the chain too (see above)
 
 _forced: bool | None = None
 _forced_early: int | None = None
