@@ -1,5 +1,6 @@
 """Problem builders the tests share: random int8 GEMM operands in every scheme and layout, a
-linear layer's stored weight side, and the tile configs small enough for the interpreter."""
+linear layer's stored weight side, the tile configs small enough for the interpreter, and a
+CUDA-graph capture."""
 
 import dataclasses
 
@@ -69,3 +70,17 @@ def azp_terms(w, x_zp, symmetric: bool, static: bool):
     if static:
         return w.sum(0, dtype=torch.int32) * x_zp, None
     return w.sum(0, dtype=torch.int32), x_zp.reshape(-1)
+
+
+def captured(fn, *args):
+    """(graph, output) of `fn(*args)` captured in a CUDA graph, after one warm-up call on a side
+    stream (kernels compiled and the caching allocator settled outside the capture)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn(*args)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn(*args)
+    return graph, out

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tests.linear.layers import ALL_CONFIGS, random_layer
+from tests.problems import captured
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig, TritonInt8ScaledMMLinearKernel
 
 
@@ -30,14 +31,7 @@ def test_cuda_graph_replay_is_identical():
     model = small_stack("cuda", TritonInt8ScaledMMLinearKernel)
     static_x = torch.randn(4, 48, device="cuda")
     model(static_x)  # compile the kernels before capture
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        model(static_x)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_y = model(static_x)
+    graph, static_y = captured(model, static_x)
     for _ in range(3):
         fresh = torch.randn(4, 48, device="cuda")
         static_x.copy_(fresh)

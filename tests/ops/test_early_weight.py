@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from tests.problems import SMALL_TILES, SWAPPED_TILES, layer_problem, make_problem
+from tests.problems import SMALL_TILES, SWAPPED_TILES, captured, layer_problem, make_problem
 from vllm_int8 import ops
 from vllm_int8.ops import pdl
 from vllm_int8.ops import scaled_mm_kernel as mm
@@ -103,14 +103,7 @@ def test_chained_layers_under_a_graph_never_see_a_stale_activation(m, steps):
 
     with pdl_forced(True), early_weight_forced(steps):
         x = torch.randn(m, 4096, device="cuda", dtype=torch.bfloat16)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            chain(x)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            y = chain(x)
+        graph, y = captured(chain, x)
         for i in range(40):
             fresh = torch.randn(m, 4096, device="cuda", dtype=torch.bfloat16) * (1 + i % 5)
             x.copy_(fresh)  # a torch kernel writes the activation right before the graph's first quant
