@@ -30,13 +30,16 @@ def test_no_plan_for_cpu_tensors():
 
 
 @needs_cuda
-@pytest.mark.parametrize("split_k", [1, 4])
+@pytest.mark.parametrize("tiles", ["split_k=1", "split_k=4", "tma"])
 @pytest.mark.parametrize("layout", ["kn", "nk"])
 @pytest.mark.parametrize("scheme", GEMM_SCHEMES)
-def test_gemm_plans_replay_exactly(scheme, layout, split_k, monkeypatch):
+def test_gemm_plans_replay_exactly(scheme, layout, tiles, monkeypatch):
+    """Every plan path (pointer, split-K, TMA where the GPU and layout allow) against ordinary launches."""
     from vllm_int8.ops import scaled_mm_kernel as mm
 
-    cfg = dataclasses.replace(SMALL_TILES, block_m=16, block_n=64, block_k=64, split_k=split_k)
+    cfg = dataclasses.replace(SMALL_TILES, block_m=16, block_n=64, block_k=64, split_k=4 if tiles == "split_k=4" else 1)
+    if tiles == "tma":
+        cfg = dataclasses.replace(cfg, block_m=64, num_stages=3, tma=1)
     monkeypatch.setattr(mm, "select_config", lambda *a: cfg)
     for m in (1, 16, 1, 70):
         for _ in range(3):  # first call: plan; second: checked replay; third: plain replay
@@ -45,6 +48,8 @@ def test_gemm_plans_replay_exactly(scheme, layout, split_k, monkeypatch):
             expected = mm.launch_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, adj, azp)
             assert torch.equal(got, expected)
     assert len(op_plans._plans) == 3 and all(p.checked for p in op_plans._plans.values())
+    tma = tiles == "tma" and layout == "nk" and mm.tma_available(torch.device("cuda"))
+    assert all(type(p).__name__ == ("_TmaPlan" if tma else "_Plan") for p in op_plans._plans.values())
     assert triton_compat.replays_off() is None
 
 
@@ -77,3 +82,54 @@ def test_captured_and_strided_calls_take_the_ordinary_launch():
         with torch.cuda.graph(graph, stream=stream):
             assert op_plans.scaled_mm(a, b, sa, sb, torch.bfloat16, bias, adj, azp) is None
     assert len(op_plans._plans) == plans
+
+
+def test_a_plan_key_changes_with_everything_the_argument_checks_read():
+    """A call replays before its checks only on a key equal to a checked call's, so every
+    property a check or Triton's specialization reads must change the key."""
+    a, b, sa, sb, bias, adj, azp = make_problem("asym_token", 16, 64, 32, "nk", True, True, torch.bfloat16, "cpu")
+    args = [a, b, sa, sb, torch.bfloat16, bias, adj, azp]
+    key = op_plans.mm_key(*args)
+    assert op_plans.mm_key(*[t.clone() if isinstance(t, torch.Tensor) else t for t in args]) == key
+    for i, t in enumerate(args):
+        if not isinstance(t, torch.Tensor):
+            continue
+        flat = t.reshape(-1)
+        variants = [
+            t.to(torch.float64 if t.is_floating_point() else torch.int16),  # dtype
+            flat[: max(flat.numel() - 1, 1)],  # shape
+            torch.empty(t.numel() + 1, dtype=t.dtype)[1:].view(t.shape),
+        ]  # 16-byte alignment
+        if t.dim() == 2 and min(t.shape) > 1:
+            variants.append(t.t().contiguous().t() if t.is_contiguous() else t.contiguous())  # strides
+        if i >= 5:
+            variants.append(None)  # an optional tensor left out
+        for v in variants:
+            assert op_plans.mm_key(*args[:i], v, *args[i + 1 :]) != key, (i, v)
+    x = torch.randn(4, 64)
+    assert op_plans.quant_key(x, None, None, True) != op_plans.quant_key(x, None, None, False)
+    assert op_plans.quant_key(x, None, None, True) != op_plans.quant_key(x.double(), None, None, True)
+    one = torch.ones(1)
+    assert op_plans.quant_key(x, one, None, True) != op_plans.quant_key(x, one.double(), None, True)
+
+
+@needs_cuda
+def test_a_checked_plan_replays_before_the_checks_and_bad_arguments_still_fail(monkeypatch):
+    from vllm_int8.ops import dispatch
+
+    checks = []
+    real = dispatch.check_scaled_mm_args
+    monkeypatch.setattr(dispatch, "check_scaled_mm_args", lambda *a: checks.append(1) or real(*a))
+    a, b, sa, sb, bias, adj, azp = make_problem("asym_token", 16, 256, 96, "nk", True, True, torch.bfloat16, "cuda")
+    for _ in range(4):  # plan, checked replay, then two replays before any check
+        got = ops.triton_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, adj, azp)
+    assert len(checks) == 2
+    from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+
+    assert torch.equal(got, launch_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, adj, azp))
+    with pytest.raises(TypeError, match="scale_b must have dtype float32"):
+        ops.triton_scaled_mm(a, b, sa, sb.double(), torch.bfloat16, bias, adj, azp)
+    with pytest.raises(ValueError, match="azp must have M=16 elements"):
+        ops.triton_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, adj, torch.zeros(17, dtype=torch.int32, device="cuda"))
+    with pytest.raises(ValueError, match="weight must be"):
+        ops.triton_scaled_mm(a, b[:-1], sa, sb, torch.bfloat16, bias, adj, azp)

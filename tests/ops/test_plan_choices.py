@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.problems import layer_problem
-from vllm_int8.ops import layer_plans, quant_kernel, scaled_mm_kernel, scratch, triton_compat
+from vllm_int8.ops import layer_plans, quant_kernel, scaled_mm_kernel, scratch, tma_mm_kernel, triton_compat
 from vllm_int8.ops.mm_configs import MMConfig
 
 POINTER = MMConfig(16, 64, 128, group_m=1, num_warps=4, num_stages=3)
@@ -100,7 +100,7 @@ def test_a_replay_wires_the_quant_outputs_into_the_gemm(symmetric, split_k, plan
     quant_names = names(quant_kernel._scaled_int8_quant_kernel)
     gemm_names = names(scaled_mm_kernel._scaled_mm_kernel)
     x = torch.randn(16, 256, dtype=torch.bfloat16)
-    out = plan(x, 7, False)
+    out = plan.run(x, 7)
     (q_run,), (g_run,) = planner["_scaled_int8_quant_kernel"].runs, planner["_scaled_mm_kernel"].runs
     assert q_run[3] == g_run[3] == 7  # both on the caller's stream
     q_args, g_args = dict(zip(quant_names, q_run[9:])), dict(zip(gemm_names, g_run[9:]))
@@ -119,3 +119,45 @@ def test_a_replay_wires_the_quant_outputs_into_the_gemm(symmetric, split_k, plan
     else:
         assert g_args["workspace_ptr"] is None
     assert plan.scale_at >= 16 * 256 and plan.scale_at % 256 == plan.azp_at % 256 == 0
+
+
+@pytest.mark.parametrize("scheme, m", [("dynamic_asym", 1), ("static_sym", 1), ("static_asym", 16)])
+def test_a_replay_without_per_row_operands_wires_x_or_the_rows(scheme, m, planner, monkeypatch):
+    """One-launch plans (the GEMM reads x) and static two-launch plans (no per-row scale or zero
+    point) pass the GEMM fewer per-call values than dynamic ones."""
+    _, plan, p = bound_and_plan(scheme, m, POINTER, monkeypatch)
+    x = torch.randn(m, 256, dtype=torch.bfloat16)
+    out = plan.run(x, 7)
+    (g_run,) = planner["_scaled_mm_kernel"].runs
+    g_args = dict(zip(names(scaled_mm_kernel._scaled_mm_kernel), g_run[9:]))
+    rows = x.data_ptr() if m == 1 else scratch.scratch(7, plan.nbytes, torch.device("cpu")).data_ptr()
+    assert g_args["a_ptr"] == rows and g_args["c_ptr"] == out.data_ptr() and out.shape == (m, 128)
+    assert g_args["b_ptr"] == p["weight"].data_ptr()
+
+
+def test_a_tma_plan_encodes_its_descriptors_once_per_address(planner, monkeypatch):
+    """Where the launcher is called directly (Triton 3.6), a TMA plan passes encoded descriptors:
+    the rows' and the weight's made once, the output's kept per output address."""
+    _, plan, p = bound_and_plan("dynamic_asym", 256, TMA, monkeypatch, tma=True)
+    replay, raw = plan.gemm.replay, []
+    head = "function, False, False, None, None, metadata, None, None, None"
+    replay._mode = (lambda *args: raw.append(args), head, lambda d, i: ("map", d.base.data_ptr(), i),
+                    replay.descriptor_slots)  # fmt: skip
+    x = torch.randn(256, 256, dtype=torch.bfloat16)
+    outs = [plan.run(x, 7), plan.run(x, 7)]  # both alive: two output addresses
+    base = scratch.scratch(7, plan.nbytes, torch.device("cpu")).data_ptr()
+    assert plan.gemm.c_args == {out.data_ptr(): ("map", out.data_ptr(), 2) for out in outs}
+    for out, args in zip(outs, raw):
+        assert args[13:22] == ("map", base, 0, "map", p["weight"].data_ptr(), 1, "map", out.data_ptr(), 2)
+    plan.gemm.c_args.update({i: None for i in range(layer_plans._TmaGemm.MAX_OUTPUT_DESCRIPTORS)})
+    out = plan.run(x, 7)
+    assert plan.gemm.c_args == {out.data_ptr(): ("map", out.data_ptr(), 2)}  # full: emptied, then kept
+
+
+def test_a_tma_plan_keeps_no_descriptor_that_holds_its_output(planner, monkeypatch):
+    _, plan, _ = bound_and_plan("dynamic_asym", 256, TMA, monkeypatch, tma=True)
+    x = torch.randn(256, 256, dtype=torch.bfloat16)
+    out = plan.run(x, 7)
+    (g_run,) = planner["_tma_scaled_mm_kernel"].runs
+    c_desc = dict(zip(names(tma_mm_kernel._tma_scaled_mm_kernel), g_run[9:]))["c_desc"]
+    assert c_desc.base.data_ptr() == out.data_ptr() and not plan.gemm.c_args

@@ -120,3 +120,24 @@ def test_current_raw_stream_is_the_current_stream():
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
         assert split_k_workspace.current_raw_stream(torch.device("cuda")) == side.cuda_stream != 0
+
+
+def test_the_replay_path_counter_address_follows_the_eager_buffer(monkeypatch):
+    """`eager_counters_address` keeps an address only while it is the eager buffer's and the
+    capture pool needs no refill (then each call asks `arrival_counters`, which refills it)."""
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(split_k_workspace, "_refill_due", lambda device: False)  # a GPU's pool, filled
+    split_k_workspace._eager_addresses.clear()
+    first = split_k_workspace.eager_counters_address(cpu, 0, 10)
+    assert split_k_workspace._eager_addresses[(None, 0)][0] == first
+    assert first == split_k_workspace.arrival_counters(cpu, 10).data_ptr()
+    grown = split_k_workspace.arrival_counters(cpu, 1 << 16)  # an ordinary call grows the buffer
+    assert split_k_workspace.eager_counters_address(cpu, 0, 10) == grown.data_ptr() != first
+    asked = []
+    monkeypatch.setattr(split_k_workspace, "_refill_due", lambda device: True)
+    real = split_k_workspace.arrival_counters
+    monkeypatch.setattr(split_k_workspace, "arrival_counters", lambda *a: asked.append(a) or real(*a))
+    split_k_workspace._eager_addresses.clear()  # as a capture's hand-out does
+    for _ in range(2):
+        assert split_k_workspace.eager_counters_address(cpu, 0, 10) == grown.data_ptr()
+    assert len(asked) == 2

@@ -205,11 +205,17 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         bound = self._bound
         if bound is None:
             raise RuntimeError("apply_weights before process_weights_after_loading: call that once after loading")
+        eager = plain_eager(x)
+        if eager and x.dim() >= 2:  # the hot path: a plan that an earlier, checked call made (never empty)
+            x_2d = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+            out = bound.replay(x_2d, x.dtype, bias)
+            if out is not None:
+                return out if x.dim() == 2 else out.view(*x.shape[:-1], out.shape[-1])
         # The weight side was validated once in process_weights_after_loading; per call only what
         # the activation (and a caller-chosen bias) can get wrong is checked.
         check_activation(x, bound.weight, bias)
         x_2d = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
-        if plain_eager(x):  # eager: the bound fast path
+        if eager:  # the bound plans (layer_plans.py)
             out = self._apply(x_2d, bias)
         else:  # tracing (torch.compile, fake tensors): the registered op and its fake
             out = torch.ops.vllm_int8.quant_scaled_mm(
@@ -219,7 +225,9 @@ class Int8ScaledMMLinearKernel(ScaledMMLinearKernel):
         return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
 
     def _apply(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Quantize x [M, K] and run the GEMM (one or two kernel launches, see quant_mm and layer_plans)."""
+        """Quantize x [M, K] and run the GEMM (one or two kernel launches, see quant_mm and layer_plans).
+        A kernel that answers some calls with another GEMM (AITER) overrides this; the hot path in
+        `apply_weights` replays only plans this made."""
         return self._bound(x, x.dtype, bias)
 
 

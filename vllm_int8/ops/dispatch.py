@@ -58,6 +58,19 @@ def plain_eager(x: torch.Tensor) -> bool:
     return type(x) is torch.Tensor and not torch.compiler.is_compiling() and not torch._C._len_torch_dispatch_stack()
 
 
+def _replays_now(x: torch.Tensor, backend: str):
+    """`op_plans` where an eager call on x may try a checked plan before its argument checks: a
+    plain CUDA tensor, the Triton backend (asked for, or "auto" with no override), plans made."""
+    plans = _plans_module
+    if plans is None or type(x) is not torch.Tensor or not x.is_cuda:
+        return None
+    if backend != "triton" and (backend != "auto" or BACKEND_ENV in os.environ):
+        return None
+    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
+        return None
+    return plans
+
+
 def use_triton(device: torch.device, backend: str = "auto") -> bool:
     """Whether an op on `device` runs the Triton kernel (else the torch reference).
 
@@ -171,6 +184,11 @@ def scaled_int8_quant(
     asymmetric): static per-tensor, the given scale/azp are returned. Round half to even.
     `backend`: "auto" (see `use_triton`), "triton" or "torch".
     """
+    plans = _replays_now(x, backend)
+    if plans is not None:
+        replayed = plans.replay_quant(x, scale, azp, symmetric)
+        if replayed is not None:
+            return replayed
     check_quant_args(x, scale, azp, symmetric)
     if x.is_cuda and plain_eager(x) and use_triton(x.device, backend):
         planned = _op_plans().scaled_int8_quant(x, scale, azp, symmetric)
@@ -201,6 +219,11 @@ def scaled_mm(
     azp * column sums, the static case); bias [N]. Integer part exact in int32.
     `backend`: "auto" (see `use_triton`), "triton" (one kernel launch) or "torch".
     """
+    plans = _replays_now(input, backend)
+    if plans is not None:
+        replayed = plans.replay_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+        if replayed is not None:
+            return replayed
     check_scaled_mm_args(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
     if input.is_cuda and plain_eager(input) and use_triton(input.device, backend):
         planned = _op_plans().scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)

@@ -36,30 +36,34 @@ _GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")  # then ("sc
 class _Gemm:
     """The GEMM half of a plan: its replay, output and split-K workspace per call."""
 
-    __slots__ = ("replay", "n", "out_dtype", "split_k", "tiles", "workspace_bytes", "device")
+    __slots__ = ("replay", "shape", "out_dtype", "split_k", "tiles", "workspace_bytes", "device")
 
-    def __init__(self, replay: Replay, n: int, out_dtype, cfg, tiles: int, device: torch.device):
-        self.replay, self.n, self.out_dtype, self.split_k, self.tiles = replay, n, out_dtype, cfg.split_k, tiles
+    def __init__(self, replay: Replay, m: int, n: int, out_dtype, cfg, tiles: int, device: torch.device):
+        self.replay, self.shape, self.out_dtype, self.tiles = replay, (m, n), out_dtype, tiles
+        self.split_k = cfg.split_k
         self.workspace_bytes = 4 * tiles * cfg.split_k * cfg.block_m * cfg.block_n if cfg.split_k > 1 else 0
         self.device = device
 
-    def __call__(self, stream: int, hooks: bool, a, m: int, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
-        """Into a fresh output: `a` (a tensor, or with `hooks` off its address), for dynamic
-        schemes the per-row scale and zero point, and (split-K, hooks off) the workspace's
-        address in the plan's scratch."""
-        out = torch.empty((m, self.n), dtype=self.out_dtype, device=self.device)
-        if hooks:
-            ws = counters = None
-            if self.split_k > 1:
-                ws = torch.empty(self.workspace_bytes // 4, dtype=torch.int32, device=self.device)
-                counters = arrival_counters(self.device, self.tiles)
-            self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=ws, counter_ptr=counters,
-                        **_per_row(scale_a, azp))  # fmt: skip
-        elif self.split_k > 1:
+    def run(self, stream: int, x: torch.Tensor, a, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
+        """Into a fresh output (allocated like x, on its device), launch hooks off: addresses of
+        the int8 rows `a` (or of x for the one-launch plan), for dynamic schemes of the per-row
+        scale and zero point, and (split-K) of the workspace in the plan's scratch."""
+        out = x.new_empty(self.shape, dtype=self.out_dtype)
+        if self.split_k > 1:
             counters = eager_counters_address(self.device, stream, self.tiles)
             self.replay.addresses(stream, a, out.data_ptr(), workspace, counters, scale_a, azp)
         else:
             self.replay.addresses(stream, a, out.data_ptr(), None, None, scale_a, azp)
+        return out
+
+    def with_tensors(self, stream: int, a: torch.Tensor, scale_a=None, azp=None) -> torch.Tensor:
+        """`run` with launch hooks set: they see tensors, as in an ordinary launch."""
+        out = torch.empty(self.shape, dtype=self.out_dtype, device=self.device)
+        ws = counters = None
+        if self.split_k > 1:
+            ws = torch.empty(self.workspace_bytes // 4, dtype=torch.int32, device=self.device)
+            counters = arrival_counters(self.device, self.tiles)
+        self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=ws, counter_ptr=counters, **_per_row(scale_a, azp))
         return out
 
 
@@ -68,30 +72,47 @@ def _per_row(scale_a, azp) -> dict:
 
 
 class _TmaGemm(_Gemm):
-    """The GEMM half on the TMA kernel (no split-K). The weight's descriptor is built once (again
-    if its storage was swapped), the activation's once per scratch address, the output's per call."""
+    """The TMA GEMM half: the weight's and the rows' descriptors made once (the rows live in the
+    plan's scratch), the output's once per output address (`Replay.descriptor`: encoding is most
+    of a TMA launch's host time, and the caching allocator hands out few addresses)."""
 
-    __slots__ = ("weight", "cfg", "b_desc", "b_ptr", "a_desc", "a_ptr")
+    __slots__ = ("weight", "cfg", "a_arg", "b_arg", "b_ptr", "a_ptr", "c_args")
+    MAX_OUTPUT_DESCRIPTORS = 16
 
-    def __init__(self, replay: Replay, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
-        super().__init__(replay, weight.shape[1], out_dtype, cfg, 1, device)
+    def __init__(self, replay: Replay, m: int, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
+        super().__init__(replay, m, weight.shape[1], out_dtype, cfg, 1, device)
         self.weight, self.cfg = weight, cfg
-        self.b_desc = self.b_ptr = self.a_desc = self.a_ptr = None
+        self.a_arg = self.b_arg = self.b_ptr = self.a_ptr = None
+        self.c_args: dict[int, object] = {}
 
-    def __call__(self, stream: int, hooks: bool, a, m: int, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
+    def run(self, stream: int, x: torch.Tensor, a, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
+        """`a`: the scratch buffer holding the int8 rows (its descriptor needs a tensor)."""
         from vllm_int8.ops.tma_mm_kernel import tma_descriptors, tma_output_descriptor
 
-        out = torch.empty((m, self.n), dtype=self.out_dtype, device=self.device)
-        if hooks:
-            a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
-            self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **_per_row(scale_a, azp))
-            return out
-        if self.b_ptr != self.weight.data_ptr() or self.a_ptr != a.data_ptr():  # a: the scratch buffer
-            rows = a[: m * self.weight.shape[0]].view(m, -1)
-            self.a_desc, self.b_desc, _ = tma_descriptors(rows, self.weight, out, self.cfg)
+        replay = self.replay
+        out = x.new_empty(self.shape, dtype=self.out_dtype)
+        if self.b_ptr != self.weight.data_ptr() or self.a_ptr != a.data_ptr():
+            rows = a[: self.shape[0] * self.weight.shape[0]].view(self.shape[0], -1)
+            a_desc, b_desc, _ = tma_descriptors(rows, self.weight, out, self.cfg)
+            self.a_arg, self.b_arg = replay.descriptor("a_desc", a_desc), replay.descriptor("b_desc", b_desc)
             self.a_ptr, self.b_ptr = a.data_ptr(), self.weight.data_ptr()
-        c_desc = tma_output_descriptor(out, self.cfg)
-        self.replay.addresses(stream, self.a_desc, self.b_desc, c_desc, scale_a, azp)
+        address = out.data_ptr()
+        c_arg = self.c_args.get(address)
+        if c_arg is None:
+            c_arg = replay.descriptor("c_desc", tma_output_descriptor(out, self.cfg))
+            if replay.descriptors_encoded:  # encoded arguments hold no tensor: keep them
+                if len(self.c_args) >= self.MAX_OUTPUT_DESCRIPTORS:
+                    self.c_args.clear()
+                self.c_args[address] = c_arg
+        replay.addresses(stream, self.a_arg, self.b_arg, c_arg, scale_a, azp)
+        return out
+
+    def with_tensors(self, stream: int, a: torch.Tensor, scale_a=None, azp=None) -> torch.Tensor:
+        from vllm_int8.ops.tma_mm_kernel import tma_descriptors
+
+        out = torch.empty(self.shape, dtype=self.out_dtype, device=self.device)
+        a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
+        self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **_per_row(scale_a, azp))
         return out
 
 
@@ -111,14 +132,15 @@ class _OneLaunchPlan:
     def __init__(self, gemm: _Gemm):
         self.gemm, self.checked = gemm, False
 
-    def __call__(self, x: torch.Tensor, stream: int, hooks: bool) -> torch.Tensor:
+    def run(self, x: torch.Tensor, stream: int) -> torch.Tensor:
         gemm = self.gemm
-        if hooks:
-            return gemm(stream, True, x, x.shape[0])
         workspace = None
         if gemm.workspace_bytes:
             _, workspace = _scratch_base(stream, gemm.workspace_bytes, gemm.device)
-        return gemm(stream, False, x.data_ptr(), x.shape[0], workspace=workspace)
+        return gemm.run(stream, x, x.data_ptr(), workspace=workspace)
+
+    def with_tensors(self, x: torch.Tensor, stream: int) -> torch.Tensor:
+        return self.gemm.with_tensors(stream, x)
 
 
 class _TwoLaunchPlan:
@@ -138,30 +160,33 @@ class _TwoLaunchPlan:
         self.nbytes = self.workspace_at + gemm.workspace_bytes
         self.tma = isinstance(gemm, _TmaGemm)  # its descriptors need the rows as a tensor
 
-    def __call__(self, x: torch.Tensor, stream: int, hooks: bool) -> torch.Tensor:
-        m, k = x.shape
-        if hooks:  # hooks see tensors, as in an ordinary launch
-            return self._with_tensors(x, stream, m, k)
-        buffer, base = _scratch_base(stream, self.nbytes, self.gemm.device)
+    def run(self, x: torch.Tensor, stream: int) -> torch.Tensor:
+        gemm = self.gemm
+        buffer = scratch(stream, self.nbytes, gemm.device)
+        if buffer is None:
+            buffer = torch.empty(self.nbytes, dtype=torch.int8, device=gemm.device)
+        base = buffer.data_ptr()
         a = buffer if self.tma else base  # the TMA GEMM describes the rows in the buffer itself
-        workspace = base + self.workspace_at if self.gemm.workspace_bytes else None
+        workspace = base + self.workspace_at if gemm.workspace_bytes else None
         if not self.dynamic:
             self.quant.addresses(stream, x.data_ptr(), base)
-            return self.gemm(stream, False, a, m, workspace=workspace)
-        scale, azp = base + self.scale_at, None if self.symmetric else base + self.azp_at
-        self.quant.addresses(stream, x.data_ptr(), base, scale, scale if azp is None else azp)
-        return self.gemm(stream, False, a, m, scale, azp, workspace)
+            return gemm.run(stream, x, a, workspace=workspace)
+        scale = base + self.scale_at
+        azp = scale if self.symmetric else base + self.azp_at
+        self.quant.addresses(stream, x.data_ptr(), base, scale, azp)
+        return gemm.run(stream, x, a, scale, None if self.symmetric else azp, workspace)
 
-    def _with_tensors(self, x, stream, m, k) -> torch.Tensor:
+    def with_tensors(self, x: torch.Tensor, stream: int) -> torch.Tensor:
+        m, k = x.shape
         device = self.gemm.device
         q = torch.empty((m, k), dtype=torch.int8, device=device)
         if not self.dynamic:
             self.quant(stream, x_ptr=x, q_ptr=q)
-            return self.gemm(stream, True, q, m)
+            return self.gemm.with_tensors(stream, q)
         scale = torch.empty((m, 1), dtype=torch.float32, device=device)
         azp = None if self.symmetric else torch.empty((m, 1), dtype=torch.int32, device=device)
         self.quant(stream, x_ptr=x, q_ptr=q, scale_ptr=scale, azp_ptr=scale if azp is None else azp)
-        return self.gemm(stream, True, q, m, scale, azp)
+        return self.gemm.with_tensors(stream, q, scale, azp)
 
 
 def _aligned(nbytes: int, alignment: int = 256) -> int:
@@ -169,8 +194,10 @@ def _aligned(nbytes: int, alignment: int = 256) -> int:
 
 
 def plan_key(x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> tuple:
-    """What a plan is keyed on: everything Triton specializes on that can change between calls."""
-    return (x.shape, x.stride(), x.dtype, out_dtype, x.data_ptr() & 15, id(bias))
+    """What a plan is keyed on: everything Triton specializes on that can change between calls, and
+    x's device. A key equal to one whose call passed the layer's checks passes them too (shape,
+    dtype, device; the bias object is held by its plan, so its id is not reused)."""
+    return (x.shape, x.stride(), x.dtype, out_dtype, x.data_ptr() & 15, id(bias), x.get_device())
 
 
 class BoundQuantScaledMM:
@@ -193,7 +220,28 @@ class BoundQuantScaledMM:
         return quant_scaled_mm_impl(x, self.weight, self.scale_b, out_dtype, bias, self.azp_adj, self.input_scale,
                                     self.input_zero_point, self.symmetric, self.backend, True)  # fmt: skip
 
+    def replay(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor | None:
+        """The eager hot path: a checked plan for x's key replayed with launch hooks off. None where
+        the call needs `__call__`'s whole path (no such plan yet, replays off, hooks, capture)."""
+        plan = self._plans.get((x.shape, x.stride(), x.dtype, out_dtype, x.data_ptr() & 15, id(bias), x.get_device()))
+        if plan is None or not plan.checked:
+            return None
+        stream = triton_compat.replay_stream(x)
+        if stream is None:
+            return None
+        try:
+            return plan.run(x, stream)
+        except (TypeError, AttributeError, ValueError) as e:  # this Triton's launcher takes other arguments
+            triton_compat.disable(f"a replay raised {e!r}")
+            return None
+
     def __call__(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
+        out = self.replay(x, out_dtype, bias)
+        return out if out is not None else self._planned_call(x, out_dtype, bias)
+
+    def _planned_call(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor:
+        """Every call `replay` does not take: the first of a shape makes its plan, the second checks
+        its replay against an ordinary launch; launch hooks get tensors; the rest launch ordinarily."""
         fast = self._fast
         if fast is None:
             self.slow_reason = triton_compat.replay_unavailable(x) or ""
@@ -213,7 +261,7 @@ class BoundQuantScaledMM:
                     self._plans.popitem(last=False)
             return out
         try:
-            out = plan(x, stream, triton_compat.hooks_active())
+            out = plan.with_tensors(x, stream) if triton_compat.hooks_active() else plan.run(x, stream)
         except (TypeError, AttributeError, ValueError) as e:  # this Triton's launcher takes other arguments
             triton_compat.disable(f"a replay raised {e!r}")
             return self.ordinary(x, out_dtype, bias)
@@ -280,7 +328,7 @@ class BoundQuantScaledMM:
         replay = Replay.launch(tma._tma_scaled_mm_kernel, grid, args, constexprs, per_call)
         if replay is None or not self._hold_weight_side(replay, scale_a, bias, azp, extra_per_call):
             return None
-        return _TmaGemm(replay, self.weight, out.dtype, cfg, out.device)
+        return _TmaGemm(replay, q.shape[0], self.weight, out.dtype, cfg, out.device)
 
     def _hold_weight_side(self, replay: Replay, scale_a, bias, azp, extra_per_call) -> bool:
         """Hold the layer's own vectors where the launch got views of them (False: it got copies)."""
@@ -306,4 +354,4 @@ class BoundQuantScaledMM:
             return None
         if not self._hold_weight_side(replay, scale_a, bias, azp, extra_per_call):
             return None
-        return _Gemm(replay, self.weight.shape[1], out.dtype, cfg, grid[0], out.device)
+        return _Gemm(replay, a.shape[0], self.weight.shape[1], out.dtype, cfg, grid[0], out.device)

@@ -2,11 +2,14 @@
 compiled kernel as a layer's bound apply does (`layer_plans.py`), so a direct caller pays Triton's
 launcher, not its binder and our config choice, on every call.
 
-A plan is keyed on everything Triton specializes a launch on (shapes, strides, dtypes, which
-optional tensors are given, each pointer's 16-byte alignment, the device); every tensor is a
-per-call argument, so a plan holds no user tensor. Each plan's first replay is checked bit for bit
-against an ordinary launch, as the layer's are. No plan (the ordinary launch) for TMA configs,
-strided vectors, empty inputs, launch hooks and calls under CUDA-graph capture.
+A plan is keyed on everything Triton specializes a launch on and the argument checks read (each
+tensor's shape, strides, dtype, device and 16-byte alignment; which optional tensors are given);
+every tensor is a per-call argument, so a plan holds no user tensor. A call whose key has a
+checked plan replays before any argument check (`replay_mm`, `replay_quant`): an equal key passed
+them. Each plan's first replay is checked bit for bit against an ordinary launch, as the layer's
+are. The GEMM plans cover the pointer kernel (split-K included) and, on Hopper, the TMA kernel.
+No plan (the ordinary launch) for strided vectors, empty inputs, launch hooks and calls under
+CUDA-graph capture.
 """
 
 from __future__ import annotations
@@ -17,23 +20,69 @@ import threading
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.split_k_workspace import eager_counters_address, tensor_stream
+from vllm_int8.ops.split_k_workspace import eager_counters_address
 from vllm_int8.ops.triton_compat import Replay
 
 MAX_PLANS = 256
 _GEMM_ARGS = ("a_ptr", "b_ptr", "c_ptr", "scale_a_ptr", "scale_b_ptr", "bias_ptr", "azp_adj_ptr", "azp_ptr",
               "workspace_ptr", "counter_ptr")  # fmt: skip
+_TMA_ARGS = ("a_desc", "b_desc", "c_desc", "scale_a_ptr", "scale_b_ptr", "bias_ptr", "azp_adj_ptr", "azp_ptr")
 _QUANT_ARGS = ("x_ptr", "q_ptr", "scale_ptr", "azp_ptr")
 _plans: collections.OrderedDict = collections.OrderedDict()
 _lock = threading.Lock()
 
 
 class _Plan:
+    """A quant plan, or a pointer-GEMM plan (`mm`)."""
+
     __slots__ = ("replay", "checked", "split_k", "tiles", "workspace_elems", "device")
 
     def __init__(self, replay: Replay, device: torch.device, split_k: int = 1, tiles: int = 0, workspace_elems=0):
         self.replay, self.checked, self.device = replay, False, device
         self.split_k, self.tiles, self.workspace_elems = split_k, tiles, workspace_elems
+
+    def mm(self, stream: int, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor:
+        out = input.new_empty((input.shape[0], weight.shape[1]), dtype=out_dtype)
+        workspace = counters = None
+        if self.split_k > 1:
+            ws = input.new_empty(self.workspace_elems, dtype=torch.int32)
+            workspace, counters = ws.data_ptr(), eager_counters_address(self.device, stream, self.tiles)
+        self.replay.addresses(stream, input.data_ptr(), weight.data_ptr(), out.data_ptr(), scale_a.data_ptr(),
+                              scale_b.data_ptr(), _ptr(bias), _ptr(azp_adj), _ptr(azp), workspace,
+                              counters)  # fmt: skip
+        return out
+
+
+class _TmaPlan(_Plan):
+    """A TMA-GEMM plan: each operand's descriptor made once per address where the replay encodes
+    them (`Replay.descriptor`: encoding is most of a TMA launch's host time), else per call."""
+
+    __slots__ = ("cfg", "encoded")
+    MAX_PER_OPERAND = 16
+
+    def __init__(self, replay: Replay, device: torch.device, cfg):
+        super().__init__(replay, device)
+        self.cfg, self.encoded = cfg, ({}, {}, {})  # a, b, c: address -> encoded descriptor
+
+    def mm(self, stream: int, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor:
+        from vllm_int8.ops.tma_mm_kernel import tma_descriptors
+
+        out = input.new_empty((input.shape[0], weight.shape[1]), dtype=out_dtype)
+        replay, operands = self.replay, (input, weight, out)
+        addresses = tuple(t.data_ptr() for t in operands)
+        values = [kept.get(address) for kept, address in zip(self.encoded, addresses)]
+        if None in values:
+            descriptors = tma_descriptors(*operands, self.cfg)
+            for i, name in enumerate(("a_desc", "b_desc", "c_desc")):
+                if values[i] is None:
+                    values[i] = replay.descriptor(name, descriptors[i])
+                    if replay.descriptors_encoded:  # encoded arguments hold no tensor: keep them
+                        kept = self.encoded[i]
+                        if len(kept) >= self.MAX_PER_OPERAND:
+                            kept.clear()
+                        kept[addresses[i]] = values[i]
+        replay.addresses(stream, *values, scale_a.data_ptr(), scale_b.data_ptr(), _ptr(bias), _ptr(azp_adj), _ptr(azp))
+        return out
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -41,17 +90,26 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 
 def _sig(t: torch.Tensor | None) -> tuple | None:
-    return None if t is None else (t.dtype, t.numel() > 1, t.data_ptr() & 15)
+    """What the argument checks and Triton's specialization read of one tensor argument."""
+    return None if t is None else (t.shape, t.stride(), t.dtype, t.get_device(), t.data_ptr() & 15)
+
+
+def mm_key(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> tuple:
+    """A GEMM plan's key: every tensor's shape, strides, dtype, device and 16-byte alignment, so a
+    call whose key equals that of a call that passed `check_scaled_mm_args` passes it too."""
+    return (_sig(input), _sig(weight), _sig(scale_a), _sig(scale_b), out_dtype, _sig(bias), _sig(azp_adj), _sig(azp))
+
+
+def quant_key(x, scale, azp, symmetric: bool) -> tuple:
+    """A quant plan's key, as `mm_key` (what `check_quant_args` reads included)."""
+    return (_sig(x), _sig(scale), _sig(azp), symmetric)
 
 
 def _replayable(x: torch.Tensor) -> int | None:
     """The stream to replay on, or None where this call takes the ordinary launch."""
-    if triton_compat.replay_unavailable(x) or triton_compat.hooks_active():  # replays_off() included
+    if triton_compat.replay_unavailable(x):
         return None
-    stream = tensor_stream(x)
-    if stream and torch.cuda.is_current_stream_capturing():
-        return None
-    return stream
+    return triton_compat.replay_stream(x)
 
 
 def _remember(key, plan) -> None:
@@ -72,33 +130,44 @@ def _checked(plan: _Plan, outs: tuple, ordinary) -> tuple | None:
     return outs
 
 
+def replay_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor | None:
+    """The hot path of an eager `ops.scaled_mm` on the Triton backend, before any argument check:
+    a checked plan for this exact key (so the checks would pass) replayed; None otherwise."""
+    plan = _plans.get(mm_key(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp))
+    if plan is None or not plan.checked:
+        return None
+    stream = triton_compat.replay_stream(input)
+    if stream is None:
+        return None
+    return _replay_mm(plan, stream, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+
+
+def _replay_mm(plan: _Plan, stream: int, *args) -> torch.Tensor | None:
+    try:
+        return plan.mm(stream, *args)
+    except (TypeError, AttributeError, ValueError) as e:
+        triton_compat.disable(f"a replay raised {e!r}")
+        return None
+
+
 def scaled_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor | None:
-    """`launch_scaled_mm` through a plan; None where the caller should launch the ordinary way."""
+    """`launch_scaled_mm` through a plan (made here on a key's first call, checked on its second);
+    None where the caller should launch the ordinary way."""
     stream = _replayable(input)
     vectors = (scale_a, scale_b, bias, azp_adj, azp)
     if stream is None or input.shape[0] == 0 or weight.shape[1] == 0:
         return None
     if any(t is not None and t.numel() > 1 and not t.is_contiguous() for t in vectors):
         return None
-    key = ("mm", input.get_device(), input.shape, input.stride(), input.data_ptr() & 15, weight.shape,
-           weight.stride(), weight.data_ptr() & 15, out_dtype, *(_sig(t) for t in vectors))  # fmt: skip
+    key = mm_key(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
     plan = _plans.get(key)
     if plan is None:
         plan, out = _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
         if plan is not None:
             _remember(key, plan)
         return out
-    m, n = input.shape[0], weight.shape[1]
-    out = torch.empty((m, n), dtype=out_dtype, device=plan.device)
-    workspace = counters = None
-    if plan.split_k > 1:
-        ws = torch.empty(plan.workspace_elems, dtype=torch.int32, device=plan.device)
-        workspace, counters = ws.data_ptr(), eager_counters_address(plan.device, stream, plan.tiles)
-    try:
-        plan.replay.addresses(stream, input.data_ptr(), weight.data_ptr(), out.data_ptr(), *map(_ptr, vectors),
-                              workspace, counters)  # fmt: skip
-    except (TypeError, AttributeError, ValueError) as e:
-        triton_compat.disable(f"a replay raised {e!r}")
+    out = _replay_mm(plan, stream, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+    if out is None:
         return None
     return _checked(plan, (out,), lambda: (_ordinary_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj,
                                                           azp),))[0]  # fmt: skip
@@ -118,7 +187,13 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
     cfg = mm.fit_block_k(mm.select_config(m, n, k, input.device), k)
     out = torch.empty((m, n), dtype=out_dtype, device=input.device)
     if cfg.tma and mm.tma_available(input.device) and mm.tma_layout_problem(input, weight, out) is None:
-        return None, _ordinary_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
+        from vllm_int8.ops import tma_mm_kernel as tma
+
+        vectors = [mm.flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp)]
+        grid, args, constexprs = tma.tma_launch_arguments(input, weight, out, *vectors, cfg)
+        replay = Replay.launch(tma._tma_scaled_mm_kernel, grid, args, constexprs, _TMA_ARGS)
+        return (None if replay is None else _TmaPlan(replay, out.device, cfg)), out
+    cfg = mm.pointer_config(cfg)
     grid, args, constexprs = mm.launch_arguments(input, weight, out, scale_a, scale_b, bias, azp_adj, azp,
                                                  azp is not None, mm.A_INT8, True, cfg)  # fmt: skip
     replay = Replay.launch(mm._scaled_mm_kernel, grid, args, constexprs, _GEMM_ARGS)
@@ -128,27 +203,50 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
     return _Plan(replay, out.device, cfg.split_k, grid[0], elems), out
 
 
+def replay_quant(x, scale, azp, symmetric: bool) -> tuple | None:
+    """The hot path of an eager `ops.scaled_int8_quant` on the Triton backend, as `replay_mm`."""
+    plan = _plans.get(quant_key(x, scale, azp, symmetric))
+    if plan is None or not plan.checked:
+        return None
+    stream = triton_compat.replay_stream(x)
+    if stream is None:
+        return None
+    return _replay_quant(plan, stream, x, scale, azp, symmetric)
+
+
+def _replay_quant(plan: _Plan, stream: int, x, scale, azp, symmetric: bool) -> tuple | None:
+    """(q, scale, azp) of one replay: the caller's scale and zero point when static."""
+    q = x.new_empty(x.shape, dtype=torch.int8)
+    if scale is None:
+        m = x.numel() // x.shape[-1]
+        scale = x.new_empty((m, 1), dtype=torch.float32)
+        azp = None if symmetric else x.new_empty((m, 1), dtype=torch.int32)
+    try:
+        plan.replay.addresses(stream, x.data_ptr(), q.data_ptr(), scale.data_ptr(), _ptr(scale if azp is None else azp))
+    except (TypeError, AttributeError, ValueError) as e:
+        triton_compat.disable(f"a replay raised {e!r}")
+        return None
+    return q, scale, azp
+
+
 def scaled_int8_quant(x, scale, azp, symmetric: bool):
     """`launch_scaled_int8_quant` through a plan; None where the caller should launch the ordinary way."""
     stream = _replayable(x)
     if stream is None or x.numel() == 0 or not x.is_contiguous():
         return None
     static = scale is not None
-    key = ("quant", x.get_device(), x.shape, x.dtype, x.data_ptr() & 15, symmetric, _sig(scale), _sig(azp))
+    key = quant_key(x, scale, azp, symmetric)
     plan = _plans.get(key)
     if plan is None:
         plan, outs = _make_quant_plan(x, scale, azp, symmetric)
         if plan is not None:
             _remember(key, plan)
         return outs
-    q, scale, azp = _quant_outputs(x, scale, azp, symmetric, plan.device)
-    try:
-        plan.replay.addresses(stream, x.data_ptr(), q.data_ptr(), scale.data_ptr(), _ptr(scale if azp is None else azp))
-    except (TypeError, AttributeError, ValueError) as e:
-        triton_compat.disable(f"a replay raised {e!r}")
+    outs = _replay_quant(plan, stream, x, scale, azp, symmetric)
+    if outs is None:
         return None
-    outs = (q,) if static else (q, scale, azp)
-    got = _checked(plan, outs, lambda: _ordinary_quant(x, scale, azp, symmetric, static))
+    q, scale, azp = outs
+    got = _checked(plan, (q,) if static else outs, lambda: _ordinary_quant(x, scale, azp, symmetric, static))
     return (got[0], scale, azp) if static else (got[0], got[1], None if symmetric else got[2])
 
 

@@ -34,6 +34,9 @@ _lock = threading.Lock()
 _eager: dict[tuple[torch.device, int], torch.Tensor] = {}
 _capture_chunks: dict[torch.device, list[torch.Tensor]] = {}
 _capture_used: dict[torch.device, int] = {}  # counters handed out from the newest chunk
+# (device index, stream) -> (address, count) of its eager buffer, for the replay path: kept only
+# while that device's capture pool needs no refill, so every capture hand-out empties it.
+_eager_addresses: dict[tuple[int, int], tuple[int, int]] = {}
 
 
 def device_index(device: torch.device) -> int:
@@ -110,9 +113,11 @@ def arrival_counters(device: torch.device, tiles: int) -> torch.Tensor:
             counters = _eager.get(key)
             if counters is None or counters.numel() < tiles:
                 counters = _eager[key] = _new_zeroed(device, max(tiles, 1024))
+                _eager_addresses.clear()  # the buffer it held is freed
         reserve_capture_counters(device)
         return counters[:tiles]
     with _lock:
+        _eager_addresses.clear()  # the pool may now need a refill, which eager calls make
         chunks, used = _capture_chunks.get(device), _capture_used.get(device, 0)
         if chunks and used + tiles <= chunks[-1].numel():
             _capture_used[device] = used + tiles
@@ -123,11 +128,17 @@ def arrival_counters(device: torch.device, tiles: int) -> torch.Tensor:
 
 def eager_counters_address(device: torch.device, stream: int, tiles: int) -> int:
     """`arrival_counters(device, tiles).data_ptr()` for an eager call on `stream` (the replay path,
-    which knows it is not capturing): a dictionary look-up while the buffer exists and the capture
-    pool needs no refill."""
-    counters = _eager.get((device, stream))
-    if counters is None or counters.numel() < tiles or _refill_due(device):
-        return arrival_counters(device, tiles).data_ptr()
+    which knows it is not capturing; `device` has an index): one dictionary look-up while the
+    buffer is large enough and the capture pool needs no refill."""
+    key = (device.index, stream)
+    hit = _eager_addresses.get(key)
+    if hit is not None and hit[1] >= tiles:
+        return hit[0]
+    counters = arrival_counters(device, tiles)
+    with _lock:
+        buffer = _eager.get((device, stream))
+        if buffer is not None and not _refill_due(device):
+            _eager_addresses[key] = (buffer.data_ptr(), buffer.numel())
     return counters.data_ptr()
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
+from vllm_int8.ops.split_k_workspace import tensor_stream
 from vllm_int8.platform import env_flag
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,64 @@ def hooks_active() -> bool:
     return launch_hooks() != (None, None)
 
 
+def replay_stream(x: torch.Tensor) -> int | None:
+    """The stream a planned eager call on CUDA tensor x replays on, or None where it must not
+    replay now: replays switched off, launch hooks set (they want tensors), or x's stream
+    recording a CUDA graph. The per-call gate of every plan, kept to a few attribute reads."""
+    if _disabled is not None or (os.environ.get(FAST_LAUNCH_ENV) is not None and replays_off()):
+        return None
+    if _triton is None:
+        launch_hooks()  # imports triton
+    runtime = _triton.knobs.runtime  # `launch_hooks`, inlined: this runs twice per int8 linear
+    enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
+    if getattr(enter, "calls", enter is not None) or getattr(leave, "calls", leave is not None):
+        return None
+    stream = tensor_stream(x)
+    if stream and torch.cuda.is_current_stream_capturing():
+        return None
+    return stream
+
+
+DIRECT_LAUNCH_TRITON = ("3.6",)  # whose CudaLauncher.__call__ only adds the two scratch buffers
+
+
+def direct_launch(run) -> tuple[object, bool, bool] | None:
+    """(the C launcher, cooperative, pdl) under `CompiledKernel.run`, where its Python wrapper
+    would only pass them and two absent scratch buffers (Triton 3.6's `CudaLauncher.__call__`);
+    None elsewhere (then replays call `run` itself)."""
+    version = ".".join(triton_version().split("+")[0].split(".")[:2])
+    if type(run).__name__ != "CudaLauncher" or version not in DIRECT_LAUNCH_TRITON:
+        return None
+    try:
+        if run.global_scratch_size or run.profile_scratch_size:  # it allocates them per launch
+            return None
+        return run.launch, bool(run.launch_cooperative_grid), bool(run.launch_pdl)
+    except AttributeError:
+        return None
+
+
+def descriptor_launcher(launch, metadata, encode=None) -> tuple[object, object, int] | None:
+    """(the C launcher, expand, descriptor count) under Triton 3.6's wrapper of a TMA kernel's
+    launcher, which encodes every host descriptor into its map, shape and strides on every launch
+    (`make_tensordesc_arg`, or `encode`); `expand(descriptor, i)` does that once for the i-th
+    descriptor parameter, so a replay passes the result again. None where `launch` is no such
+    wrapper or a descriptor would not be encoded (then it would hold its tensor)."""
+    cells = getattr(launch, "__closure__", None) or ()
+    names = getattr(getattr(launch, "__code__", None), "co_freevars", ())
+    closure = dict(zip(names, (c.cell_contents for c in cells)))
+    metas = closure.get("tensordesc_meta")
+    if getattr(launch, "__name__", "") != "inner" or "launcher" not in closure or not metas or None in metas:
+        return None
+    if list(metas) != list(getattr(metadata, "tensordesc_meta", None) or []):
+        return None
+    if encode is None:
+        try:
+            from triton.backends.nvidia.driver import make_tensordesc_arg as encode
+        except ImportError:
+            return None
+    return closure["launcher"], lambda descriptor, i: tuple(encode(descriptor, metas[i])), len(metas)
+
+
 class Replay:
     """One compiled launch, replayed with new tensors in the named parameters (`per_call`).
 
@@ -141,18 +200,23 @@ class Replay:
     tensors (the weight side) are re-read per call, so a parameter whose storage was swapped for
     one of the same layout (`.data = ...`) is followed. With launch hooks set (a profiler), they
     get the tensors themselves and launch metadata, as in an ordinary launch (`__call__`); without,
-    `addresses` is the hot path: values in `per_call`'s order, already ints.
+    `addresses` is the hot path: values in `per_call`'s order, already ints, into one generated
+    call of the launcher with every other argument in place (no per-call list or loop).
     """
 
-    __slots__ = ("compiled", "grid", "template", "names", "slots", "order", "held", "head")
+    __slots__ = ("compiled", "grid", "template", "names", "slots", "order", "held", "descriptor_slots", "addresses",
+                 "_mode")  # fmt: skip
 
     def __init__(self, compiled, grid: tuple[int, int, int], full: list, names: list[str], per_call: Sequence[str]):
         self.compiled, self.grid, self.names = compiled, grid, names
         self.slots = {name: names.index(name) for name in per_call}
         self.order = tuple(self.slots[name] for name in per_call)
         self.held = [(i, a) for i, a in enumerate(full) if isinstance(a, torch.Tensor) and names[i] not in per_call]
-        self.template = [None if isinstance(a, torch.Tensor) else a for a in full]
-        self.head = None  # (launcher, grid..., function, metadata), read off the kernel on first use
+        # Per-call values are not kept (a descriptor holds its tensor, the first call's output).
+        self.template = [None if isinstance(a, torch.Tensor) or i in self.order else a for i, a in enumerate(full)]
+        self.descriptor_slots = tuple(i for i, a in enumerate(full) if type(a).__name__ == "TensorDescriptor")
+        self.addresses = self._first_addresses
+        self._mode = None  # (launcher, head arguments, expand, descriptor slots), read on first use
 
     @classmethod
     def launch(cls, jit_fn, grid, args: tuple, constexprs: dict, per_call: Sequence[str]) -> Replay | None:
@@ -182,22 +246,74 @@ class Replay:
                 if tensor.data_ptr() != source.data_ptr():
                     return False
                 self.held[j] = (i, source)
+        self.addresses = self._first_addresses  # generated again with the held tensor
         return True
 
-    def addresses(self, stream: int, *values: object) -> None:
-        """Launch with `values` (ints, descriptors or None) in the `per_call` order; no hooks set
-        (the caller checked `hooks_active`)."""
-        args = self.template.copy()  # a copy per call: two threads may replay one plan at once
-        for i, tensor in self.held:
-            args[i] = tensor.data_ptr()
-        for i, value in zip(self.order, values):
-            args[i] = value
-        head = self.head
-        if head is None:
+    def _first_addresses(self, stream: int, *values: object) -> None:
+        """`addresses` before its first call: generate it, then launch."""
+        self.addresses = self._generated()
+        self.addresses(stream, *values)
+
+    def _launch_mode(self) -> tuple:
+        """(launcher, the arguments it takes after the stream, expand, descriptor slots): Triton
+        3.6's C launcher called directly where its Python wrappers would add nothing but the
+        scratch buffers and the descriptors' encoding (`direct_launch`, `descriptor_launcher`;
+        then `expand` is set and `addresses` takes descriptors as `descriptor` made them), else
+        `CompiledKernel.run`."""
+        if self._mode is None:
             compiled = self.compiled
-            head = self.head = (compiled.run, *self.grid, compiled.function, compiled.packed_metadata)
-        run, gx, gy, gz, function, metadata = head
-        run(gx, gy, gz, stream, function, metadata, None, None, None, *args)
+            direct = direct_launch(compiled.run)
+            if direct is None:
+                self._mode = (compiled.run, "function, metadata, None, None, None", None, ())
+            else:
+                launcher, expand = direct[0], None
+                unwrapped = descriptor_launcher(launcher, getattr(compiled, "metadata", None))
+                if unwrapped is not None and unwrapped[2] == len(self.descriptor_slots):
+                    launcher, expand = unwrapped[:2]
+                head = f"function, {direct[1]}, {direct[2]}, None, None, metadata, None, None, None"
+                self._mode = (launcher, head, expand, self.descriptor_slots if expand else ())
+        return self._mode
+
+    def descriptor(self, name: str, value: object) -> object:
+        """What `addresses` takes for the tensor-descriptor parameter `name`: `value`, or where the
+        launcher is called directly its encoded arguments, which hold no tensor (so a caller may
+        keep them per address; encoding is the costly part of a TMA launch)."""
+        _, _, expand, slots = self._launch_mode()
+        if expand is None:
+            return value
+        return expand(value, slots.index(self.slots[name]))
+
+    @property
+    def descriptors_encoded(self) -> bool:
+        """Whether `descriptor` encodes (then its results may be kept per address)."""
+        return self._launch_mode()[2] is not None
+
+    def _generated(self):
+        """`addresses(stream, *per_call values)`: one call of the launcher, every constant and held
+        tensor's `data_ptr()` written into it (descriptors splatted where they come encoded)."""
+        compiled = self.compiled
+        launcher, head, expand, slots = self._launch_mode()
+        scope = {"run": launcher, "function": compiled.function, "metadata": compiled.packed_metadata}
+        held = dict(self.held)
+        per_call = {slot: j for j, slot in enumerate(self.order)}
+        args = []
+        for i, value in enumerate(self.template):
+            if i in per_call:
+                args.append(f"*v{per_call[i]}" if i in slots else f"v{per_call[i]}")
+            elif i in held:
+                scope[f"h{i}"] = held[i]
+                args.append(f"h{i}.data_ptr()")
+            elif i in slots:  # a descriptor fixed in the plan: encoded once here
+                scope[f"c{i}"] = expand(value, slots.index(i))
+                args.append(f"*c{i}")
+            else:
+                scope[f"c{i}"] = value
+                args.append(f"c{i}")
+        values = "".join(f", v{j}" for j in range(len(self.order)))
+        call = "run({}, {}, {}, stream, ".format(*self.grid) + head
+        # Values past `per_call` are ignored: a GEMM half without per-row operands is passed them as None.
+        exec(f"def addresses(stream{values}, *_):\n    {call}, {', '.join(args)})\n", scope)  # noqa: S102
+        return scope["addresses"]
 
     def __call__(self, stream: int, **tensors: object) -> None:
         compiled = self.compiled
