@@ -279,7 +279,7 @@ def main() -> None:
     model = {}
     if not args.skip_model:
         model = model_rows(4 if args.quick else 32)
-        figures.update(model_figures(model))
+        figures.update(model_figures(model), model_date=figures["date"])
     pdl = pdl_enabled(torch.device("cuda"))
     full = {"device": device, "torch": torch.__version__, "pdl": pdl, "rows": rows, "host_us": host, "quant": quant,
             "model": model, **figures}  # fmt: skip

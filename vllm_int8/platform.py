@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +100,24 @@ def use_platform(platform: Platform) -> Iterator[Platform]:
         yield platform
     finally:
         _override = previous
+
+
+def env_reader(name: str) -> Callable[[], str | None]:
+    """A per-call reader of environment variable `name` for hot paths: `os.environ.get` of an
+    unset name raises and catches a KeyError inside (~0.8 µs, twice an eager int8 linear's quant
+    launch on a slow host); this looks in the dictionary `os.environ` keeps (and its setters
+    update), where it has one, and is `os.environ.get` elsewhere."""
+    data, encode = getattr(os.environ, "_data", None), getattr(os.environ, "encodekey", None)
+    decode = getattr(os.environ, "decodevalue", None)
+    if not isinstance(data, dict) or encode is None or decode is None:
+        return lambda: os.environ.get(name)
+    key = encode(name)
+
+    def read() -> str | None:
+        value = data.get(key)
+        return None if value is None else decode(value)
+
+    return read
 
 
 def env_flag(name: str, default: bool) -> bool:

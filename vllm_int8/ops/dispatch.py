@@ -15,9 +15,11 @@ import torch
 
 from vllm_int8.ops import reference
 from vllm_int8.ops.validation import check_quant_args, check_scaled_mm_args
+from vllm_int8.platform import env_reader
 
 BACKEND_ENV = "VLLM_INT8_OPS_BACKEND"
 BACKENDS = ("auto", "triton", "torch")
+_backend_env = env_reader(BACKEND_ENV)
 
 
 def launch_scaled_int8_quant(*args, **kwargs):
@@ -64,7 +66,7 @@ def _replays_now(x: torch.Tensor, backend: str):
     plans = _plans_module
     if plans is None or type(x) is not torch.Tensor or not x.is_cuda:
         return None
-    if backend != "triton" and (backend != "auto" or BACKEND_ENV in os.environ):
+    if backend != "triton" and (backend != "auto" or _backend_env() is not None):
         return None
     if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
         return None

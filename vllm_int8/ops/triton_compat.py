@@ -25,13 +25,14 @@ from collections.abc import Sequence
 import torch
 
 from vllm_int8.ops.split_k_workspace import tensor_stream
-from vllm_int8.platform import env_flag
+from vllm_int8.platform import env_flag, env_reader
 
 logger = logging.getLogger(__name__)
 
 TESTED_TRITON = ("3.6", "3.9")  # 3.6: natively on the H100/H200; 3.9: the CPU interpreter (no replays there)
 FAST_LAUNCH_ENV = "VLLM_INT8_FAST_LAUNCH"
 _disabled: str | None = None  # why replays are off in this process (None: they are not)
+_fast_launch_env = env_reader(FAST_LAUNCH_ENV)
 
 
 def triton_version() -> str:
@@ -71,7 +72,7 @@ def replays_off() -> str | None:
     """The per-call check (cheap): replays switched off by `disable` or by the environment."""
     if _disabled is not None:
         return _disabled
-    if os.environ.get(FAST_LAUNCH_ENV) is None:  # the usual case, without parsing
+    if _fast_launch_env() is None:  # the usual case, without parsing
         return None
     return None if env_flag(FAST_LAUNCH_ENV, True) else f"{FAST_LAUNCH_ENV}=0"
 
@@ -138,7 +139,7 @@ def replay_stream(x: torch.Tensor) -> int | None:
     """The stream a planned eager call on CUDA tensor x replays on, or None where it must not
     replay now: replays switched off, launch hooks set (they want tensors), or x's stream
     recording a CUDA graph. The per-call gate of every plan, kept to a few attribute reads."""
-    if _disabled is not None or (os.environ.get(FAST_LAUNCH_ENV) is not None and replays_off()):
+    if _disabled is not None or (_fast_launch_env() is not None and replays_off()):
         return None
     if _triton is None:
         launch_hooks()  # imports triton
