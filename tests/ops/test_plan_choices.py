@@ -152,6 +152,11 @@ def test_a_tma_plan_encodes_its_descriptors_once_per_address(planner, monkeypatc
     plan.gemm.c_args.update({i: None for i in range(layer_plans._TmaGemm.MAX_OUTPUT_DESCRIPTORS)})
     out = plan.run(x, 7)
     assert plan.gemm.c_args == {out.data_ptr(): ("map", out.data_ptr(), 2)}  # full: emptied, then kept
+    old = scratch.scratch(7, plan.nbytes, torch.device("cpu"))  # kept alive: the next buffer lies elsewhere
+    scratch.release()
+    plan.run(x, 7)
+    new = scratch.scratch(7, plan.nbytes, torch.device("cpu")).data_ptr()
+    assert new != old.data_ptr() and raw[-1][13:16] == ("map", new, 0)  # the rows described again
 
 
 def test_a_tma_plan_keeps_no_descriptor_that_holds_its_output(planner, monkeypatch):

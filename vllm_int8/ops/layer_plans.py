@@ -76,13 +76,13 @@ class _TmaGemm(_Gemm):
     plan's scratch), the output's once per output address (`Replay.descriptor`: encoding is most
     of a TMA launch's host time, and the caching allocator hands out few addresses)."""
 
-    __slots__ = ("weight", "cfg", "a_arg", "b_arg", "b_ptr", "a_ptr", "c_args")
+    __slots__ = ("weight", "cfg", "operands", "c_args")
     MAX_OUTPUT_DESCRIPTORS = 16
 
     def __init__(self, replay: Replay, m: int, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
         super().__init__(replay, m, weight.shape[1], out_dtype, cfg, 1, device)
         self.weight, self.cfg = weight, cfg
-        self.a_arg = self.b_arg = self.b_ptr = self.a_ptr = None
+        self.operands = (None, None, None, None)  # rows' and weight's addresses, then their descriptors
         self.c_args: dict[int, object] = {}
 
     def run(self, stream: int, x: torch.Tensor, a, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
@@ -91,11 +91,13 @@ class _TmaGemm(_Gemm):
 
         replay = self.replay
         out = x.new_empty(self.shape, dtype=self.out_dtype)
-        if self.b_ptr != self.weight.data_ptr() or self.a_ptr != a.data_ptr():
+        operands = self.operands  # one tuple, replaced whole: threads replaying this plan see a matching set
+        if operands[0] != a.data_ptr() or operands[1] != self.weight.data_ptr():
             rows = a[: self.shape[0] * self.weight.shape[0]].view(self.shape[0], -1)
             a_desc, b_desc, _ = tma_descriptors(rows, self.weight, out, self.cfg)
-            self.a_arg, self.b_arg = replay.descriptor("a_desc", a_desc), replay.descriptor("b_desc", b_desc)
-            self.a_ptr, self.b_ptr = a.data_ptr(), self.weight.data_ptr()
+            operands = (a.data_ptr(), self.weight.data_ptr(), replay.descriptor("a_desc", a_desc),
+                        replay.descriptor("b_desc", b_desc))  # fmt: skip
+            self.operands = operands
         address = out.data_ptr()
         c_arg = self.c_args.get(address)
         if c_arg is None:
@@ -104,7 +106,7 @@ class _TmaGemm(_Gemm):
                 if len(self.c_args) >= self.MAX_OUTPUT_DESCRIPTORS:
                     self.c_args.clear()
                 self.c_args[address] = c_arg
-        replay.addresses(stream, self.a_arg, self.b_arg, c_arg, scale_a, azp)
+        replay.addresses(stream, operands[2], operands[3], c_arg, scale_a, azp)
         return out
 
     def with_tensors(self, stream: int, a: torch.Tensor, scale_a=None, azp=None) -> torch.Tensor:
