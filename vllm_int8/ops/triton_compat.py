@@ -5,7 +5,9 @@ An eager launch through `kernel[grid](...)` binds and specializes every argument
 kernel an ordinary launch returned, again, with only named tensor arguments changed: what
 `JITFunction.run` itself ends with, `CompiledKernel.run(grid, stream, function, metadata,
 launch_metadata, enter_hook, exit_hook, *args)` with the arguments in the kernel's parameter
-order (`JITFunction.params`). Replays run only where that is safe:
+order (`JITFunction.params`); on Triton 3.6 (`DIRECT_LAUNCH_TRITON`) the C launcher under it,
+with TMA descriptors encoded once (`direct_launch`, `descriptor_launcher`). Replays run only
+where that is safe:
 
 - Triton versions this was tested with are `TESTED_TRITON`; on others replays are still made,
   and every plan's first replay is checked bit for bit against an ordinary launch anyway
