@@ -96,9 +96,12 @@ def alternating_ms(measures: list[Callable[[], float]], rounds: int, settle_s: f
     return [statistics.median(t) for t in times]
 
 
-def host_us_per_call(call: Callable[[], object], n: int = 300, sync_each: bool = False) -> float:
+def host_us_per_call(
+    call: Callable[[], object], n: int = 300, sync_each: bool = False, host_only: bool = False
+) -> float:
     """Wall-clock microseconds per eager call (host overhead when the kernel is tiny): back to
-    back, synchronized once at the end, or (`sync_each`) synchronized after every call."""
+    back, synchronized once at the end, or (`sync_each`) synchronized after every call, or
+    (`host_only`) the Python loop alone, the clock read before the final synchronization."""
     for _ in range(10):
         call()
     torch.cuda.synchronize()
@@ -107,5 +110,9 @@ def host_us_per_call(call: Callable[[], object], n: int = 300, sync_each: bool =
         call()
         if sync_each:
             torch.cuda.synchronize()
+    if host_only:
+        elapsed = time.perf_counter() - start
+        torch.cuda.synchronize()
+        return elapsed / n * 1e6
     torch.cuda.synchronize()
     return (time.perf_counter() - start) / n * 1e6

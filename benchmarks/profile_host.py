@@ -14,7 +14,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import time
 
 import torch
 import torch.nn.functional as F
@@ -25,19 +24,6 @@ from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
 from vllm_int8.ops import scaled_mm_kernel as mm
 from vllm_int8.ops import triton_compat
 from vllm_int8.ops.split_k_workspace import tensor_stream
-
-
-def host_only_us(call, n: int) -> float:
-    """Microseconds per call of the Python loop alone (no wait for the GPU inside it)."""
-    for _ in range(5):
-        call()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n):
-        call()
-    elapsed = time.perf_counter() - start
-    torch.cuda.synchronize()
-    return elapsed / n * 1e6
 
 
 def public_ops(x, w, ws, adj) -> torch.Tensor:
@@ -85,7 +71,7 @@ def rows_for(layer, w16, m: int, k: int, calls: int) -> dict:
     result = {}
     for name, call in rows.items():
         graph = graph_time_ms([call]) * 1e3 if name.startswith(graphed) else float("nan")
-        result[name] = (host_only_us(call, calls), host_us_per_call(call, calls), graph)
+        result[name] = (host_us_per_call(call, calls, host_only=True), host_us_per_call(call, calls), graph)
     return result
 
 

@@ -149,7 +149,7 @@ def test_a_tma_plan_encodes_its_descriptors_once_per_address(planner, monkeypatc
     assert plan.gemm.c_args == {out.data_ptr(): ("map", out.data_ptr(), 2) for out in outs}
     for out, args in zip(outs, raw):
         assert args[13:22] == ("map", base, 0, "map", p["weight"].data_ptr(), 1, "map", out.data_ptr(), 2)
-    plan.gemm.c_args.update({i: None for i in range(layer_plans._TmaGemm.MAX_OUTPUT_DESCRIPTORS)})
+    plan.gemm.c_args.update({i: None for i in range(triton_compat.MAX_KEPT_DESCRIPTORS)})
     out = plan.run(x, 7)
     assert plan.gemm.c_args == {out.data_ptr(): ("map", out.data_ptr(), 2)}  # full: emptied, then kept
     old = scratch.scratch(7, plan.nbytes, torch.device("cpu"))  # kept alive: the next buffer lies elsewhere

@@ -77,7 +77,6 @@ class _TmaGemm(_Gemm):
     of a TMA launch's host time, and the caching allocator hands out few addresses)."""
 
     __slots__ = ("weight", "cfg", "operands", "c_args")
-    MAX_OUTPUT_DESCRIPTORS = 16
 
     def __init__(self, replay: Replay, m: int, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
         super().__init__(replay, m, weight.shape[1], out_dtype, cfg, 1, device)
@@ -102,10 +101,7 @@ class _TmaGemm(_Gemm):
         c_arg = self.c_args.get(address)
         if c_arg is None:
             c_arg = replay.descriptor("c_desc", tma_output_descriptor(out, self.cfg))
-            if replay.descriptors_encoded:  # encoded arguments hold no tensor: keep them
-                if len(self.c_args) >= self.MAX_OUTPUT_DESCRIPTORS:
-                    self.c_args.clear()
-                self.c_args[address] = c_arg
+            triton_compat.keep_descriptor(replay, self.c_args, address, c_arg)
         replay.addresses(stream, operands[2], operands[3], c_arg, scale_a, azp)
         return out
 
@@ -225,7 +221,7 @@ class BoundQuantScaledMM:
     def replay(self, x: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None) -> torch.Tensor | None:
         """The eager hot path: a checked plan for x's key replayed with launch hooks off. None where
         the call needs `__call__`'s whole path (no such plan yet, replays off, hooks, capture)."""
-        plan = self._plans.get((x.shape, x.stride(), x.dtype, out_dtype, x.data_ptr() & 15, id(bias), x.get_device()))
+        plan = self._plans.get(plan_key(x, out_dtype, bias))
         if plan is None or not plan.checked:
             return None
         stream = triton_compat.replay_stream(x)

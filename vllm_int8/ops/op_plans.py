@@ -58,7 +58,6 @@ class _TmaPlan(_Plan):
     them (`Replay.descriptor`: encoding is most of a TMA launch's host time), else per call."""
 
     __slots__ = ("cfg", "encoded")
-    MAX_PER_OPERAND = 16
 
     def __init__(self, replay: Replay, device: torch.device, cfg):
         super().__init__(replay, device)
@@ -76,11 +75,7 @@ class _TmaPlan(_Plan):
             for i, name in enumerate(("a_desc", "b_desc", "c_desc")):
                 if values[i] is None:
                     values[i] = replay.descriptor(name, descriptors[i])
-                    if replay.descriptors_encoded:  # encoded arguments hold no tensor: keep them
-                        kept = self.encoded[i]
-                        if len(kept) >= self.MAX_PER_OPERAND:
-                            kept.clear()
-                        kept[addresses[i]] = values[i]
+                    triton_compat.keep_descriptor(replay, self.encoded[i], addresses[i], values[i])
         replay.addresses(stream, *values, scale_a.data_ptr(), scale_b.data_ptr(), _ptr(bias), _ptr(azp_adj), _ptr(azp))
         return out
 
@@ -216,11 +211,7 @@ def replay_quant(x, scale, azp, symmetric: bool) -> tuple | None:
 
 def _replay_quant(plan: _Plan, stream: int, x, scale, azp, symmetric: bool) -> tuple | None:
     """(q, scale, azp) of one replay: the caller's scale and zero point when static."""
-    q = x.new_empty(x.shape, dtype=torch.int8)
-    if scale is None:
-        m = x.numel() // x.shape[-1]
-        scale = x.new_empty((m, 1), dtype=torch.float32)
-        azp = None if symmetric else x.new_empty((m, 1), dtype=torch.int32)
+    q, scale, azp = _quant_outputs(x, scale, azp, symmetric)
     try:
         plan.replay.addresses(stream, x.data_ptr(), q.data_ptr(), scale.data_ptr(), _ptr(scale if azp is None else azp))
     except (TypeError, AttributeError, ValueError) as e:
@@ -250,14 +241,14 @@ def scaled_int8_quant(x, scale, azp, symmetric: bool):
     return (got[0], scale, azp) if static else (got[0], got[1], None if symmetric else got[2])
 
 
-def _quant_outputs(x, scale, azp, symmetric: bool, device: torch.device):
-    """(q, scale, azp) a quant launch writes: fresh int8 rows, and for dynamic schemes fresh
-    per-row scales (and zero points when asymmetric); static ones are the caller's."""
-    q = torch.empty(x.shape, dtype=torch.int8, device=device)
+def _quant_outputs(x, scale, azp, symmetric: bool):
+    """(q, scale, azp) a quant launch writes, on x's device: fresh int8 rows, and for dynamic
+    schemes fresh per-row scales (and zero points when asymmetric); static ones are the caller's."""
+    q = x.new_empty(x.shape, dtype=torch.int8)
     if scale is None:
         m = x.numel() // x.shape[-1]
-        scale = torch.empty((m, 1), dtype=torch.float32, device=device)
-        azp = None if symmetric else torch.empty((m, 1), dtype=torch.int32, device=device)
+        scale = x.new_empty((m, 1), dtype=torch.float32)
+        azp = None if symmetric else x.new_empty((m, 1), dtype=torch.int32)
     return q, scale, azp
 
 
@@ -272,7 +263,7 @@ def _make_quant_plan(x, scale, azp, symmetric):
     from vllm_int8.ops import quant_kernel
 
     static = scale is not None
-    q, scale, azp = _quant_outputs(x, scale, azp, symmetric, x.device)
+    q, scale, azp = _quant_outputs(x, scale, azp, symmetric)
     rows = x.view(-1, x.shape[-1])
     grid, args, constexprs = quant_kernel.quant_launch_arguments(rows, q, scale, azp, static, symmetric)
     replay = Replay.launch(quant_kernel._scaled_int8_quant_kernel, grid, args, constexprs, _QUANT_ARGS)

@@ -120,6 +120,15 @@ _triton = None  # the triton module, imported on first use (CPU-only installs ma
 def launch_hooks() -> tuple[object, object]:
     """Triton's (enter, exit) launch hooks, or (None, None) where none is set (Triton 3.6 keeps
     empty hook chains there: a launch passes them, and they do nothing)."""
+    if not hooks_active():
+        return None, None
+    runtime = _triton.knobs.runtime
+    return runtime.launch_enter_hook, runtime.launch_exit_hook
+
+
+def hooks_active() -> bool:
+    """Whether a launch hook is set (a profiler): then replays pass tensors, not addresses. Kept
+    to a few attribute reads: every replay's gate asks it."""
     global _triton
     if _triton is None:
         import triton
@@ -127,14 +136,7 @@ def launch_hooks() -> tuple[object, object]:
         _triton = triton
     runtime = _triton.knobs.runtime
     enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
-    if not getattr(enter, "calls", enter is not None) and not getattr(leave, "calls", leave is not None):
-        return None, None
-    return enter, leave
-
-
-def hooks_active() -> bool:
-    """Whether a launch hook is set (a profiler): then replays pass tensors, not addresses."""
-    return launch_hooks() != (None, None)
+    return bool(getattr(enter, "calls", enter is not None) or getattr(leave, "calls", leave is not None))
 
 
 def replay_stream(x: torch.Tensor) -> int | None:
@@ -143,11 +145,7 @@ def replay_stream(x: torch.Tensor) -> int | None:
     recording a CUDA graph. The per-call gate of every plan, kept to a few attribute reads."""
     if _disabled is not None or (_fast_launch_env() is not None and replays_off()):
         return None
-    if _triton is None:
-        launch_hooks()  # imports triton
-    runtime = _triton.knobs.runtime  # `launch_hooks`, inlined: this runs twice per int8 linear
-    enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
-    if getattr(enter, "calls", enter is not None) or getattr(leave, "calls", leave is not None):
+    if hooks_active():
         return None
     stream = tensor_stream(x)
     if stream and torch.cuda.is_current_stream_capturing():
@@ -193,6 +191,19 @@ def descriptor_launcher(launch, metadata, encode=None) -> tuple[object, object, 
         except ImportError:
             return None
     return closure["launcher"], lambda descriptor, i: tuple(encode(descriptor, metas[i])), len(metas)
+
+
+MAX_KEPT_DESCRIPTORS = 16  # per operand of a plan: the caching allocator hands out few addresses
+
+
+def keep_descriptor(replay: Replay, kept: dict, address: int, value: object) -> None:
+    """Keep `value` (what `replay.descriptor` made for a tensor at `address`) in `kept`, at most
+    `MAX_KEPT_DESCRIPTORS`, where it is encoded; an unencoded descriptor holds its tensor, which a
+    plan must not keep alive."""
+    if replay.descriptors_encoded:
+        if len(kept) >= MAX_KEPT_DESCRIPTORS:
+            kept.clear()
+        kept[address] = value
 
 
 class Replay:
