@@ -2,7 +2,7 @@
 # One device call: the GPU test suite (stress checks included) and the benchmarks, results into
 # benchmarks/results/<device>/, copied to $OUT.
 # Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|host|chained|sol|tune]...
-# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), TUNE_MODELS / TUNE_BUCKETS (tune).
+# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -33,7 +33,7 @@ for step in "${@:-env tests}"; do
     chained) python -m benchmarks.benchmark_chained_decode ${CHAINED_ARGS:-} 2>&1 | grep -v Warning | tee "$DIR/benchmark_chained_decode.log" ;;
     sol) python -m benchmarks.speed_of_light --shapes 8B,qwen 2>&1 | tee "$DIR/benchmark_speed_of_light.log" ;;
     tune) python -m benchmarks.tune_int8_scaled_mm --models "${TUNE_MODELS:-Llama-3-8B,Llama-3-70B}" \
-            --buckets "${TUNE_BUCKETS:-1,16,32,64}" 2>&1 | tail -40
+            --buckets "${TUNE_BUCKETS:-1,16,32,64}" ${TUNE_ARGS:-} 2>&1 | tee "$DIR/tune.log" | tail -40
           mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/" ;;
   esac
 done
