@@ -231,9 +231,10 @@ def main() -> None:
             best_ms = timed[best]
             buckets[str(m)] = best.to_dict()
             tops = 2 * m * n * k / best_ms / 1e9
+            was = f"shipped {timed[shipped] * 1e3:8.1f} us, " if shipped in timed else ""
             print(
                 f"{model:<13}{layer:<8}M={m:<5} N={n:<6} K={k:<6} best {best_ms * 1e3:8.1f} us {tops:7.1f} TOPS "
-                f"(heuristic {base * 1e3:8.1f} us, {base / best_ms:4.2f}x; "
+                f"({was}heuristic {base * 1e3:8.1f} us, {base / best_ms:4.2f}x; "
                 f"{'kept the shipped config' if best == shipped else 'new'}) {best}",
                 flush=True,
             )
