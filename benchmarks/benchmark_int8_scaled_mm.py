@@ -201,9 +201,10 @@ def host_overhead_us() -> dict:
     }
 
 
-def geomean(values) -> float:
+def geomean(values) -> float | None:
+    """None for no values (a run with `--m` may have no rows of a kind)."""
     values = list(values)
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
 PREFILL_M, DECODE_M, MID_M = (1024, 4096, 8192), (1, 16), (64, 256, 512)
@@ -254,10 +255,12 @@ def summarize(rows: list[dict], quant: list[dict]) -> dict:
         "prefill_geomean_tops_asym_8B_M>=1024": geomean(r["asym_tops"] for r in llama8 if r["M"] >= 1024),
         "decode_geomean_weight_gbs_asym_8B_M1_16": geomean(r["asym_weight_gbs"] for r in llama8 if r["M"] in (1, 16)),
         "min_asym_vs_bf16": min(r["asym_vs_bf16"] for r in rows),
-        "min_asym_vs_bf16_M>=256": min(r["asym_vs_bf16"] for r in rows if r["M"] >= 256),
+        "min_asym_vs_bf16_M>=256": min((r["asym_vs_bf16"] for r in rows if r["M"] >= 256), default=None),
         "min_asym_vs_int_mm": min(r["asym_vs_int_mm"] for r in rows),
         "max_asym_over_sym": max(r["asym_over_sym"] for r in rows),
-        "quant_asym_of_copy_M>=4096": min(q["of_copy"] for q in quant if not q["symmetric"] and q["M"] >= 4096),
+        "quant_asym_of_copy_M>=4096": min(
+            (q["of_copy"] for q in quant if not q["symmetric"] and q["M"] >= 4096), default=None
+        ),
     }
 
 
