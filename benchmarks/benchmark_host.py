@@ -90,9 +90,9 @@ def launches_alone(bound, x):
     keep = [torch.empty((x.shape[0], bound.weight.shape[1]), dtype=x.dtype, device=device)]  # alive while timed
     stream, out = tensor_stream(x), keep[0].data_ptr()
     ws = counters = None
-    if gemm.counters:
+    if gemm.split_k > 1:
         keep += [torch.empty(gemm.workspace_bytes, dtype=torch.int8, device=device),
-                 torch.zeros(gemm.counters, dtype=torch.int32, device=device)]  # fmt: skip
+                 torch.zeros(gemm.tiles, dtype=torch.int32, device=device)]  # fmt: skip
         ws, counters = keep[1].data_ptr(), keep[2].data_ptr()
     if not hasattr(plan, "quant"):
         return lambda keep=keep: gemm.replay.addresses(stream, x.data_ptr(), out, ws, counters)

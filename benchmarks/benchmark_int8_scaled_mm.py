@@ -41,11 +41,22 @@ SHAPES = {
     ("SmolLM2-135M", "o"): (576, 576),
     ("SmolLM2-135M", "gate_up"): (3072, 576),
     ("SmolLM2-135M", "down"): (576, 1536),
-    # No tuned entry ships for these: they measure the rule for untuned shapes.
+    # Tuned only where the H200 table has their buckets (the "untuned" figures count the rest).
     ("Qwen2.5-7B", "qkv"): (4608, 3584),
     ("Qwen2.5-7B", "o"): (3584, 3584),
     ("Qwen2.5-7B", "gate_up"): (37888, 3584),
     ("Qwen2.5-7B", "down"): (3584, 18944),
+    # The per-GPU shards of a tensor-parallel Llama-3-70B: N / tp for qkv and gate_up, K / tp for o and down.
+    **{
+        (f"Llama-3-70B-TP{tp}", layer): shard
+        for tp in (2, 4, 8)
+        for layer, shard in (
+            ("qkv", (10240 // tp, 8192)),
+            ("o", (8192, 8192 // tp)),
+            ("gate_up", (57344 // tp, 8192)),
+            ("down", (8192, 28672 // tp)),
+        )  # fmt: skip
+    },
 }
 
 

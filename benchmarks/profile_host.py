@@ -64,7 +64,7 @@ def rows_for(layer, w16, m: int, k: int, calls: int) -> dict:
         base = buf.data_ptr()
         scale, azp = base + plan.scale_at, base + plan.azp_at
         rows["quant replay alone"] = lambda: plan.quant.addresses(stream, x.data_ptr(), base, scale, azp)
-        if not plan.tma and not gemm.counters:
+        if not plan.tma and gemm.split_k == 1:
             rows["GEMM replay alone"] = lambda: gemm.replay.addresses(stream, base, out.data_ptr(), None, None, scale,
                                                                        azp)  # fmt: skip
     graphed = ("F.linear", "Int8Linear", "ops pair")  # the replays launch on the eager stream: no capture

@@ -10,7 +10,7 @@ Decode buckets (M <= 16) are judged in the chain, not here: a decode GEMM runs b
 kernel and the next layer's launches, and tiles that won timed alone lost 4-9% chained on the
 H200 (2026-12-02, `benchmark_chained_decode`); check there before shipping them.
 
-    python -m benchmarks.tune_int8_scaled_mm [--models Llama-3-8B,SmolLM2-135M] [--out DIR] [--stream-k]
+    python -m benchmarks.tune_int8_scaled_mm [--models Llama-3-8B,SmolLM2-135M] [--out DIR]
 """
 
 from __future__ import annotations
@@ -95,18 +95,6 @@ def candidates(m: int) -> list[MMConfig]:
     if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
         configs += TMA_CANDIDATES
     return configs
-
-
-def stream_k_candidates(m: int) -> list[MMConfig]:
-    """Mid-batch tiles on the stream-K kernel (1-2 programs per SM share the work evenly): what the
-    pointer kernel's whole tiles leave idle in a partial last wave."""
-    if not 32 < m <= 512:
-        return []
-    tiles = [(64, 128, 128, 4, 4), (64, 128, 128, 4, 3), (64, 64, 256, 4, 4), (64, 256, 128, 8, 4),
-             (128, 128, 128, 4, 4), (128, 128, 128, 8, 4), (128, 256, 128, 8, 3)]  # fmt: skip
-    return [MMConfig(bm, bn, bk, group_m=8, num_warps=warps, num_stages=stages, stream_k=per_sm)
-            for (bm, bn, bk, warps, stages), per_sm in itertools.product(tiles, (1, 2))
-            if bm <= max(64, m) and stages * (bm * bk + bk * bn) <= SHARED_MEMORY_BYTES // per_sm]  # fmt: skip
 
 
 def small_layer_candidates(m: int) -> list[MMConfig]:
@@ -197,12 +185,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=12, help="parallel compile processes")
     parser.add_argument("--new-only", action="store_true", help="try only GEMM v2's candidates (shipped competes)")
     parser.add_argument("--small-tiles", action="store_true", help="also try small_layer_candidates")
-    parser.add_argument("--stream-k", action="store_true", help="try only stream_k_candidates (shipped competes)")
     args = parser.parse_args()
 
     def pick(m: int) -> list[MMConfig]:
-        if args.stream_k:
-            return stream_k_candidates(m)
         if args.new_only:
             return new_candidates(m)
         return candidates(m) + (small_layer_candidates(m) if args.small_tiles else [])

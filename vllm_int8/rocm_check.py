@@ -89,7 +89,7 @@ def _gemm_variant(
         grid, args, constexprs = mm.launch_arguments(
             a, w, out, scale_a, scale_b, bias, azp_adj, azp, has_azp, a_mode, symmetric, cfg
         )
-        return mm.gemm_kernel(mm.launch_config(cfg, k, a_mode)), args, constexprs
+        return mm._scaled_mm_kernel, args, constexprs
 
     mode = {0: "int8 A", 1: "static quant in kernel", 2: "dynamic quant in kernel"}[a_mode]
     name = (

@@ -10,15 +10,7 @@ import pytest
 import torch
 
 from tests.problems import layer_problem
-from vllm_int8.ops import (
-    layer_plans,
-    quant_kernel,
-    scaled_mm_kernel,
-    scratch,
-    stream_k_kernel,
-    tma_mm_kernel,
-    triton_compat,
-)
+from vllm_int8.ops import layer_plans, quant_kernel, scaled_mm_kernel, scratch, tma_mm_kernel, triton_compat
 from vllm_int8.ops.mm_configs import MMConfig
 
 POINTER = MMConfig(16, 64, 128, group_m=1, num_warps=4, num_stages=3)
@@ -127,22 +119,6 @@ def test_a_replay_wires_the_quant_outputs_into_the_gemm(symmetric, split_k, plan
     else:
         assert g_args["workspace_ptr"] is None
     assert plan.scale_at >= 16 * 256 and plan.scale_at % 256 == plan.azp_at % 256 == 0
-
-
-def test_a_stream_k_plan_lays_out_its_slots_and_counters(planner, monkeypatch):
-    """Two int32 slots per program (4 programs: the CPU's stand-in SM count) after the quant
-    outputs, one counter per tile; the one-token plan of the same config is the pointer kernel."""
-    cfg = dataclasses.replace(POINTER, stream_k=1)
-    _, plan, _ = bound_and_plan("dynamic_asym", 16, cfg, monkeypatch)
-    assert plan.gemm.workspace_bytes == 4 * 2 * 4 * 16 * 64 and plan.gemm.counters == 2  # 1 x 2 tiles
-    plan.run(torch.randn(16, 256, dtype=torch.bfloat16), 7)
-    (g_run,) = planner["_stream_k_mm_kernel"].runs
-    g_args = dict(zip(names(stream_k_kernel._stream_k_mm_kernel), g_run[9:]))
-    assert g_run[:3] == (4, 1, 1)  # the grid: one program per stand-in SM
-    base = scratch.scratch(7, plan.nbytes, torch.device("cpu")).data_ptr()
-    assert g_args["workspace_ptr"] == base + plan.workspace_at and g_args["counter_ptr"] is not None
-    _, one, _ = bound_and_plan("dynamic_asym", 1, cfg, monkeypatch)
-    assert type(one).__name__ == "_OneLaunchPlan" and one.gemm.counters == 0
 
 
 @pytest.mark.parametrize("scheme, m", [("dynamic_asym", 1), ("static_sym", 1), ("static_asym", 16)])

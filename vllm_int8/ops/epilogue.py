@@ -1,4 +1,4 @@
-"""The W8A8 epilogue of one int32 tile, shared by the pointer, stream-K and Hopper TMA kernels.
+"""The W8A8 epilogue of one int32 tile, shared by the pointer kernel and the Hopper TMA kernel.
 
 `(acc - azp * azp_adj)` in int32 (exact, wrapping like the hardware), then `* scale_a * scale_b + bias`
 in float32, step by step (the launches disable FMA contraction): one definition, so both kernels
@@ -42,29 +42,3 @@ def scaled_tile(
     if HAS_BIAS:
         out = out + tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     return out
-
-
-@triton.jit
-def store_scaled_tile(
-    acc,
-    c_ptr,
-    scale_a,
-    scale_b_ptr,
-    bias_ptr,
-    azp_adj_ptr,
-    azp,
-    offs_m,
-    offs_n,
-    M,
-    N,
-    stride_cm,
-    SCALE_B_PER_COL: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
-    HAS_AZP_ADJ: tl.constexpr,
-    HAS_AZP: tl.constexpr,
-):
-    """`scaled_tile` stored once through pointers, masked to the [M, N] output."""
-    out = scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL, HAS_BIAS,
-                      HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
-    mask = (offs_m < M)[:, None] & (offs_n < N)[None, :]
-    tl.store(c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :], out.to(c_ptr.dtype.element_ty), mask=mask)

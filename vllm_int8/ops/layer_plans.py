@@ -36,12 +36,12 @@ _GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")  # then ("sc
 class _Gemm:
     """The GEMM half of a plan: its replay, output and split-K workspace per call."""
 
-    __slots__ = ("replay", "shape", "out_dtype", "counters", "workspace_bytes", "device")
+    __slots__ = ("replay", "shape", "out_dtype", "split_k", "tiles", "workspace_bytes", "device")
 
-    def __init__(self, replay: Replay, m: int, n: int, out_dtype, buffers: tuple[int, int], device: torch.device):
-        """`buffers`: (int32 workspace elements, arrival counters), `scaled_mm_kernel.gemm_buffers`."""
-        self.replay, self.shape, self.out_dtype = replay, (m, n), out_dtype
-        self.workspace_bytes, self.counters = 4 * buffers[0], buffers[1]
+    def __init__(self, replay: Replay, m: int, n: int, out_dtype, cfg, tiles: int, device: torch.device):
+        self.replay, self.shape, self.out_dtype, self.tiles = replay, (m, n), out_dtype, tiles
+        self.split_k = cfg.split_k
+        self.workspace_bytes = 4 * tiles * cfg.split_k * cfg.block_m * cfg.block_n if cfg.split_k > 1 else 0
         self.device = device
 
     def run(self, stream: int, x: torch.Tensor, a, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
@@ -49,8 +49,8 @@ class _Gemm:
         the int8 rows `a` (or of x for the one-launch plan), for dynamic schemes of the per-row
         scale and zero point, and (split-K) of the workspace in the plan's scratch."""
         out = x.new_empty(self.shape, dtype=self.out_dtype)
-        if self.counters:
-            counters = eager_counters_address(self.device, stream, self.counters)
+        if self.split_k > 1:
+            counters = eager_counters_address(self.device, stream, self.tiles)
             self.replay.addresses(stream, a, out.data_ptr(), workspace, counters, scale_a, azp)
         else:
             self.replay.addresses(stream, a, out.data_ptr(), None, None, scale_a, azp)
@@ -60,9 +60,9 @@ class _Gemm:
         """`run` with launch hooks set: they see tensors, as in an ordinary launch."""
         out = torch.empty(self.shape, dtype=self.out_dtype, device=self.device)
         ws = counters = None
-        if self.counters:
+        if self.split_k > 1:
             ws = torch.empty(self.workspace_bytes // 4, dtype=torch.int32, device=self.device)
-            counters = arrival_counters(self.device, self.counters)
+            counters = arrival_counters(self.device, self.tiles)
         self.replay(stream, a_ptr=a, c_ptr=out, workspace_ptr=ws, counter_ptr=counters, **_per_row(scale_a, azp))
         return out
 
@@ -79,7 +79,7 @@ class _TmaGemm(_Gemm):
     __slots__ = ("weight", "cfg", "operands", "c_args")
 
     def __init__(self, replay: Replay, m: int, weight: torch.Tensor, out_dtype, cfg, device: torch.device):
-        super().__init__(replay, m, weight.shape[1], out_dtype, (0, 0), device)
+        super().__init__(replay, m, weight.shape[1], out_dtype, cfg, 1, device)
         self.weight, self.cfg = weight, cfg
         self.operands = (None, None, None, None)  # rows' and weight's addresses, then their descriptors
         self.c_args: dict[int, object] = {}
@@ -338,12 +338,12 @@ class BoundQuantScaledMM:
 
     def _gemm_replay(self, mm, a, out, scale_a, bias, azp, has_azp, mode, cfg, extra_per_call) -> _Gemm | None:
         """Launch the pointer GEMM once into `out`; its replay, or None where none can be made."""
-        cfg = mm.launch_config(mm.pointer_config(cfg), a.shape[1], mode)
+        cfg = mm.pointer_config(cfg)
         grid, args, constexprs = mm.launch_arguments(
             a, self.weight, out, scale_a, self.scale_b, bias, self.azp_adj, azp, has_azp, mode, self.symmetric, cfg,
             static_weight=True,
         )  # fmt: skip
-        replay = Replay.launch(mm.gemm_kernel(cfg), grid, args, constexprs, _GEMM_PER_CALL + extra_per_call)
+        replay = Replay.launch(mm._scaled_mm_kernel, grid, args, constexprs, _GEMM_PER_CALL + extra_per_call)
         if replay is None:
             return None
         # The launch got 1-D views of the vectors (`flat_contiguous`); the plan holds the tensors
@@ -352,5 +352,4 @@ class BoundQuantScaledMM:
             return None
         if not self._hold_weight_side(replay, scale_a, bias, azp, extra_per_call):
             return None
-        m, n = a.shape[0], self.weight.shape[1]
-        return _Gemm(replay, m, n, out.dtype, mm.gemm_buffers(m, n, grid, cfg), out.device)
+        return _Gemm(replay, a.shape[0], self.weight.shape[1], out.dtype, cfg, grid[0], out.device)

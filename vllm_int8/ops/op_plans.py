@@ -35,19 +35,18 @@ _lock = threading.Lock()
 class _Plan:
     """A quant plan, or a pointer-GEMM plan (`mm`)."""
 
-    __slots__ = ("replay", "checked", "counters", "workspace_elems", "device")
+    __slots__ = ("replay", "checked", "split_k", "tiles", "workspace_elems", "device")
 
-    def __init__(self, replay: Replay, device: torch.device, buffers: tuple[int, int] = (0, 0)):
-        """`buffers`: (int32 workspace elements, arrival counters), `scaled_mm_kernel.gemm_buffers`."""
+    def __init__(self, replay: Replay, device: torch.device, split_k: int = 1, tiles: int = 0, workspace_elems=0):
         self.replay, self.checked, self.device = replay, False, device
-        self.workspace_elems, self.counters = buffers
+        self.split_k, self.tiles, self.workspace_elems = split_k, tiles, workspace_elems
 
     def mm(self, stream: int, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor:
         out = input.new_empty((input.shape[0], weight.shape[1]), dtype=out_dtype)
         workspace = counters = None
-        if self.counters:
+        if self.split_k > 1:
             ws = input.new_empty(self.workspace_elems, dtype=torch.int32)
-            workspace, counters = ws.data_ptr(), eager_counters_address(self.device, stream, self.counters)
+            workspace, counters = ws.data_ptr(), eager_counters_address(self.device, stream, self.tiles)
         self.replay.addresses(stream, input.data_ptr(), weight.data_ptr(), out.data_ptr(), scale_a.data_ptr(),
                               scale_b.data_ptr(), _ptr(bias), _ptr(azp_adj), _ptr(azp), workspace,
                               counters)  # fmt: skip
@@ -192,10 +191,11 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
     cfg = mm.pointer_config(cfg)
     grid, args, constexprs = mm.launch_arguments(input, weight, out, scale_a, scale_b, bias, azp_adj, azp,
                                                  azp is not None, mm.A_INT8, True, cfg)  # fmt: skip
-    replay = Replay.launch(mm.gemm_kernel(cfg), grid, args, constexprs, _GEMM_ARGS)
+    replay = Replay.launch(mm._scaled_mm_kernel, grid, args, constexprs, _GEMM_ARGS)
     if replay is None:
         return None, out
-    return _Plan(replay, out.device, mm.gemm_buffers(m, n, grid, cfg)), out
+    elems = grid[0] * cfg.split_k * cfg.block_m * cfg.block_n
+    return _Plan(replay, out.device, cfg.split_k, grid[0], elems), out
 
 
 def replay_quant(x, scale, azp, symmetric: bool) -> tuple | None:

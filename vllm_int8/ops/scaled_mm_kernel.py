@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from vllm_int8.ops.epilogue import store_scaled_tile
+from vllm_int8.ops.epilogue import scaled_tile
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.pdl import (
     early_weight_steps,
@@ -31,13 +31,42 @@ from vllm_int8.ops.pdl import (
 )
 from vllm_int8.ops.quant_kernel import block_stats, dynamic_scale_and_azp, quantize_rows, row_constants
 from vllm_int8.ops.split_k_workspace import arrival_counters
-from vllm_int8.ops.stream_k_kernel import _stream_k_mm_kernel, stream_k_buffers, stream_k_programs
 from vllm_int8.ops.tma_mm_kernel import launch_tma_scaled_mm, tma_available, tma_layout_problem
-from vllm_int8.platform import device_info
 
 # How the kernel gets its A operand: int8 already, or float rows it quantizes itself (the one-launch
 # decode path: static scale/azp, or per-row scale/azp computed in the prologue over all of K).
 A_INT8, A_QUANT_STATIC, A_QUANT_DYNAMIC = 0, 1, 2
+
+
+@triton.jit
+def _epilogue(
+    acc,
+    c_ptr,
+    scale_a,
+    scale_b_ptr,
+    bias_ptr,
+    azp_adj_ptr,
+    azp,
+    offs_m,
+    offs_n,
+    M,
+    N,
+    stride_cm,
+    SCALE_B_PER_COL: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_AZP_ADJ: tl.constexpr,
+    HAS_AZP: tl.constexpr,
+):
+    """acc (int32) -> `(acc - azp*azp_adj) * scale_a * scale_b + bias`, stored once.
+
+    scale_a: a scalar or one value per row ([BLOCK_M, 1]); azp: int32 per row ([BLOCK_M, 1]).
+    """
+    out = scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL, HAS_BIAS,
+                      HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
+    mask_m = offs_m < M
+    mask_n = offs_n < N
+    c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :]
+    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 @triton.jit
@@ -253,7 +282,7 @@ def _scaled_mm_kernel(
                 azp = tl.load(azp_ptr + offs_m, mask=offs_m < M, other=0)[:, None]
         else:
             azp = 0
-        store_scaled_tile(
+        _epilogue(
             acc, c_ptr, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_m, offs_n, M, N, stride_cm,
             SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
         )  # fmt: skip
@@ -390,7 +419,7 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
     out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    cfg = launch_config(config or select_config(m, n, a.shape[1], a.device), a.shape[1], a_mode)
+    cfg = fit_block_k(config or select_config(m, n, a.shape[1], a.device), a.shape[1])
     if cfg.tma and a_mode == A_INT8 and tma_available(a.device) and tma_layout_problem(a, weight, out) is None:
         if _launch_log is not None:
             _launch_log.append((m, n, a.shape[1], cfg))
@@ -402,33 +431,13 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
     )
     if _launch_log is not None:
         _launch_log.append((m, n, a.shape[1], cfg))
-    gemm_kernel(cfg)[grid](*args, **constexprs)
+    _scaled_mm_kernel[grid](*args, **constexprs)
     return out
 
 
 def pointer_config(cfg: MMConfig) -> MMConfig:
     """The same tiles on the pointer kernel (a TMA config where TMA cannot run)."""
     return dataclasses.replace(cfg, tma=0, subtile=0, warp_specialize=0) if cfg.tma else cfg
-
-
-def launch_config(cfg: MMConfig, k: int, a_mode: int = A_INT8) -> MMConfig:
-    """The config a launch runs: BLOCK_K fitted to K, stream-K only where A is int8 already."""
-    cfg = fit_block_k(cfg, k)
-    return dataclasses.replace(cfg, stream_k=0) if cfg.stream_k and a_mode != A_INT8 else cfg
-
-
-def gemm_kernel(cfg: MMConfig):
-    """The pointer kernel, or its stream-K form (same arguments)."""
-    return _stream_k_mm_kernel if cfg.stream_k else _scaled_mm_kernel
-
-
-def gemm_buffers(m: int, n: int, grid: tuple[int, int], cfg: MMConfig) -> tuple[int, int]:
-    """(int32 workspace elements, arrival counters) of a pointer launch of `grid`; (0, 0) for none."""
-    if cfg.stream_k:
-        return stream_k_buffers(m, n, grid[0], cfg)
-    if cfg.split_k > 1:
-        return grid[0] * cfg.split_k * cfg.block_m * cfg.block_n, grid[0]
-    return 0, 0
 
 
 MIN_BLOCK_K = 32
@@ -456,7 +465,7 @@ def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_a
     """
     m, k = a.shape
     n = weight.shape[1]
-    cfg = launch_config(cfg, k, a_mode)
+    cfg = fit_block_k(cfg, k)
     scale_a, scale_b = flat_contiguous(scale_a), flat_contiguous(scale_b)
     bias, azp_adj, azp = flat_contiguous(bias), flat_contiguous(azp_adj), flat_contiguous(azp)
     grid, constexprs = kernel_constexprs(
@@ -467,13 +476,11 @@ def launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, has_a
     early = early_weight_steps(out.device, m, static_weight, constexprs["EVEN_K"])
     if early:
         constexprs["EARLY_B"] = early
-    if cfg.stream_k:
-        grid = (stream_k_programs(m, n, k, cfg, device_info(out.device).sm_count if out.is_cuda else 4), 1)
     workspace = counters = None
-    workspace_elems, counter_count = gemm_buffers(m, n, grid, cfg)
-    if counter_count:
-        workspace = torch.empty(workspace_elems, dtype=torch.int32, device=out.device)
-        counters = arrival_counters(out.device, counter_count)
+    if cfg.split_k > 1:
+        tiles = grid[0]
+        workspace = torch.empty(tiles * cfg.split_k * cfg.block_m * cfg.block_n, dtype=torch.int32, device=out.device)
+        counters = arrival_counters(out.device, tiles)
     args = (a, weight, out, scale_a, scale_b, bias, azp_adj, azp, workspace, counters, m, n, k,
             a.stride(0), a.stride(1), weight.stride(0), weight.stride(1), out.stride(0))  # fmt: skip
     return grid, args, constexprs

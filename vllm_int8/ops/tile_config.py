@@ -26,13 +26,6 @@ class MMConfig:
     # Decode on the pointer kernel: compute C^T = B^T A^T, the weight tile as the MMA's M operand
     # (Hopper's wgmma needs M >= 64; a 16-row activation tile would leave it on the older mma path).
     swap_ab: int = 0
-    # Mid batch on the pointer kernel: this many programs per SM share the (tile, K-step) work
-    # evenly (stream_k_kernel), so a few hundred rows fill whole waves. Int8 A, no split-K/swap.
-    stream_k: int = 0
-
-    def __post_init__(self) -> None:
-        if self.stream_k and (self.split_k > 1 or self.swap_ab or self.tma):
-            raise ValueError(f"MMConfig: stream_k excludes split_k > 1, swap_ab and tma, got {self}")
 
     def to_dict(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if v or k not in _OPTIONAL_FIELDS}
@@ -46,7 +39,7 @@ class MMConfig:
 
 
 _AMD_OPTIONS = ("waves_per_eu", "matrix_instr_nonkdim", "kpack")
-_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize", "swap_ab", "stream_k")  # written only when set
+_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize", "swap_ab")  # written only when set
 
 
 def heuristic_config(m: int, n: int, k: int) -> MMConfig:
