@@ -27,11 +27,10 @@ import triton
 from benchmarks.benchmark_int8_scaled_mm import SHAPES, int8_problem
 from benchmarks.gpu_timing import graph_time_ms, input_sets
 from vllm_int8.ops import torch_scaled_mm
-from vllm_int8.ops.mm_configs import TUNED_DIR, MMConfig, device_key, untuned_config
+from vllm_int8.ops.mm_configs import M_BUCKETS, TUNED_DIR, MMConfig, device_key, untuned_config
 from vllm_int8.ops.scaled_mm_kernel import fit_block_k, launch_scaled_mm, record_launches
 from vllm_int8.ops.tma_mm_kernel import tma_available
 
-M_BUCKETS = [1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 SHARED_MEMORY_BYTES = 220 * 1024  # H100/H200 per-block limit is 227 KB
 # (block_n, block_k, warps, stages, split_k) of the swapped decode tiles (block_m 16)
 SWAPPED_DECODE = [(64, 256, 4, 5, 1), (64, 256, 4, 6, 2), (128, 256, 4, 4, 1), (256, 128, 8, 4, 1),
@@ -203,11 +202,13 @@ def main() -> None:
         buckets = table["configs"].setdefault(f"{n},{k}", {})
         for m in buckets_to_tune:
             sets = [int8_problem(m, n, k) for _ in range(input_sets(n * k + m * k))]
-            base = time_config(sets, untuned_config(m, n, k, torch.device("cuda")))
+            rule = untuned_config(m, n, k, torch.device("cuda"))
+            base = time_config(sets, rule)
             shipped = fit_block_k(MMConfig(**buckets[str(m)]), k) if str(m) in buckets else None
             timed: dict[MMConfig, float] = {}
-            # The shipped config competes in the same run: a new one ships only if it is faster.
-            for config in dict.fromkeys(fit_block_k(c, k) for c in pick(m) + ([shipped] if shipped else [])):
+            # The shipped config and the untuned rule compete in the same run: an entry ships only
+            # if it is faster than both.
+            for config in dict.fromkeys(fit_block_k(c, k) for c in [*pick(m), rule, *([shipped] if shipped else [])]):
                 try:
                     timed[config] = time_config(sets, config)
                 except (triton.runtime.errors.OutOfResources, RuntimeError) as e:

@@ -36,14 +36,16 @@ def test_at_least_one_device_ships():
     assert any(p.stem == "NVIDIA_H100_80GB_HBM3" for p in SHIPPED)
 
 
-def test_pick_bucket_takes_the_smallest_bucket_not_below_m():
+def test_pick_bucket_takes_only_the_bucket_of_m():
     buckets = {1: MMConfig(16, 32, 256), 16: MMConfig(16, 64, 256), 256: MMConfig(64, 128, 128)}
     assert pick_bucket(buckets, 1) == buckets[1]
     assert pick_bucket(buckets, 2) == buckets[16]
-    assert pick_bucket(buckets, 17) == buckets[256]
-    assert pick_bucket(buckets, 100000) is None  # tuned only up to 256: the untuned rule decides
-    buckets[8192] = MMConfig(256, 128, 128)
-    assert pick_bucket(buckets, 100000) == buckets[8192]  # the table covers the largest bucket
+    assert pick_bucket(buckets, 200) == buckets[256]
+    assert pick_bucket(buckets, 17) is None  # bucket 32 was not tuned: the untuned rule decides
+    assert pick_bucket(buckets, 100000) is None  # tuned only up to 256
+    prefill = {1024: MMConfig(128, 256, 128, tma=1), 8192: MMConfig(256, 128, 128, tma=1)}
+    assert pick_bucket(prefill, 1) is None and pick_bucket(prefill, 600) == prefill[1024]  # no prefill tile for decode
+    assert pick_bucket(prefill, 100000) == prefill[8192]  # the table covers the largest bucket
 
 
 def test_unknown_device_or_shape_falls_back_to_the_heuristic(monkeypatch, tmp_path):

@@ -44,17 +44,17 @@ def load_tuned(device_name: str, directory: Path = TUNED_DIR) -> dict[tuple[int,
     return table
 
 
-LARGEST_BUCKET = 8192  # the tuner's; a table reaching it covers every larger M too
+# The tuner's M buckets: a table entry holds for the batch sizes above the bucket before it.
+M_BUCKETS = (1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+LARGEST_BUCKET = M_BUCKETS[-1]  # a table reaching it covers every larger M too
 
 
 def pick_bucket(buckets: dict[int, MMConfig], m: int) -> MMConfig | None:
-    """The config of the smallest bucket >= m; past the largest bucket, its config where the table
-    reaches `LARGEST_BUCKET`, else None (a table tuned only up to decode or mid-batch sizes says
-    nothing about prefill: the untuned rule decides there)."""
-    fitting = [b for b in buckets if b >= m]
-    if fitting:
-        return buckets[min(fitting)]
-    return buckets[max(buckets)] if max(buckets) >= LARGEST_BUCKET else None
+    """The config of m's own bucket (the smallest of `M_BUCKETS` >= m; past the largest, the
+    largest), else None: a table tuned only for some sizes (prefill, or decode and mid batch)
+    says nothing about the others, which the untuned rule decides."""
+    own = next((b for b in M_BUCKETS if b >= m), LARGEST_BUCKET)
+    return buckets.get(own)
 
 
 @functools.lru_cache(maxsize=4096)
