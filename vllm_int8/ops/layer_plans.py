@@ -24,11 +24,9 @@ import collections
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.gemv_kernel import gemv_selected
 from vllm_int8.ops.quant_mm import fused_fits, quant_scaled_mm_impl
 from vllm_int8.ops.scratch import scratch
 from vllm_int8.ops.split_k_workspace import arrival_counters, eager_counters_address, tensor_stream
-from vllm_int8.ops.tile_config import MMConfig
 from vllm_int8.ops.triton_compat import Replay
 
 MAX_PLANS = 64  # per layer: distinct (M, dtype, layout) activation shapes kept
@@ -114,23 +112,6 @@ class _TmaGemm(_Gemm):
         a_desc, b_desc, c_desc = tma_descriptors(a, self.weight, out, self.cfg)
         self.replay(stream, a_desc=a_desc, b_desc=b_desc, c_desc=c_desc, **_per_row(scale_a, azp))
         return out
-
-
-class _GemvGemm(_Gemm):
-    """The one-row kernel's replay: only the row's and the output's addresses change per call."""
-
-    __slots__ = ()
-
-    def __init__(self, replay: Replay, n: int, out_dtype, device: torch.device):
-        super().__init__(replay, 1, n, out_dtype, _ONE_ROW, 1, device)
-
-    def with_tensors(self, stream: int, a: torch.Tensor, scale_a=None, azp=None) -> torch.Tensor:
-        out = torch.empty(self.shape, dtype=self.out_dtype, device=self.device)
-        self.replay(stream, a_ptr=a, c_ptr=out)
-        return out
-
-
-_ONE_ROW = MMConfig(1, 1, 1)  # what `_Gemm` reads of a config: no split-K
 
 
 def _scratch_base(stream: int, nbytes: int, device: torch.device) -> tuple[torch.Tensor, int]:
@@ -299,8 +280,6 @@ class BoundQuantScaledMM:
         cfg = mm.fit_block_k(mm.select_config(m, n, k, x.device), k)
         if m == 0:
             return None, self.ordinary(x, out_dtype, bias)
-        if gemv_selected(m, k, x.device):
-            return self._gemv_plan(x, out_dtype, bias)
         if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):
             mode, scale_a, azp, has_azp = mm.quant_a_operands(
                 self.scale_b, self.input_scale, self.input_zero_point, self.symmetric
@@ -335,25 +314,6 @@ class BoundQuantScaledMM:
         if quant is None or gemm is None:
             return None, out
         return _TwoLaunchPlan(quant, gemm, dynamic, self.symmetric, m, k), out
-
-    def _gemv_plan(self, x, out_dtype, bias):
-        """(one-launch plan on the one-row kernel or None, this call's output)."""
-        from vllm_int8.ops import gemv_kernel
-        from vllm_int8.ops.scaled_mm_kernel import flat_contiguous, quant_a_operands
-
-        mode, scale_a, azp, has_azp = quant_a_operands(self.scale_b, self.input_scale, self.input_zero_point,
-                                                       self.symmetric)  # fmt: skip
-        n = self.weight.shape[1]
-        out = torch.empty((1, n), dtype=out_dtype, device=x.device)
-        vectors = [flat_contiguous(t) for t in (scale_a, self.scale_b, bias, self.azp_adj, azp)]
-        grid, args, constexprs = gemv_kernel.gemv_launch_arguments(x, self.weight, out, *vectors, has_azp, mode,
-                                                                   self.symmetric, True)  # fmt: skip
-        replay = Replay.launch(gemv_kernel._gemv_kernel, grid, args, constexprs, ("a_ptr", "c_ptr"))
-        if replay is None or not replay.hold("b_ptr", self.weight):
-            return None, out
-        if not self._hold_weight_side(replay, scale_a, bias, azp, ()):
-            return None, out
-        return _OneLaunchPlan(_GemvGemm(replay, n, out_dtype, out.device)), out
 
     def _tma_replay(self, q, out, scale_a, bias, azp, cfg, extra_per_call) -> _Gemm | None:
         """Launch the TMA GEMM once into `out` (as `scaled_mm_kernel._launch` would); its replay."""

@@ -20,7 +20,6 @@ import threading
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.gemv_kernel import _gemv_kernel, gemv_launch_arguments, gemv_selected
 from vllm_int8.ops.split_k_workspace import eager_counters_address
 from vllm_int8.ops.triton_compat import Replay
 
@@ -180,14 +179,8 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
 
     m, k = input.shape
     n = weight.shape[1]
-    out = torch.empty((m, n), dtype=out_dtype, device=input.device)
-    if gemv_selected(m, k, input.device):  # as `scaled_mm_kernel._launch` would
-        vectors = [mm.flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp)]
-        grid, args, constexprs = gemv_launch_arguments(input, weight, out, *vectors, azp is not None, mm.A_INT8, True,
-                                                       False)  # fmt: skip
-        replay = Replay.launch(_gemv_kernel, grid, args, constexprs, _GEMM_ARGS[:8])  # no split-K buffers
-        return (None if replay is None else _Plan(replay, out.device)), out
     cfg = mm.fit_block_k(mm.select_config(m, n, k, input.device), k)
+    out = torch.empty((m, n), dtype=out_dtype, device=input.device)
     if cfg.tma and mm.tma_available(input.device) and mm.tma_layout_problem(input, weight, out) is None:
         from vllm_int8.ops import tma_mm_kernel as tma
 

@@ -18,7 +18,6 @@ import torch
 
 from vllm_int8.ops import reference
 from vllm_int8.ops.dispatch import register_op, triton_module, use_triton
-from vllm_int8.ops.gemv_kernel import gemv_selected
 from vllm_int8.ops.split_k_workspace import is_capturing
 from vllm_int8.ops.validation import check_quant_args, check_weight_args
 
@@ -45,10 +44,8 @@ def _quant_scaled_mm_triton(x, weight, scale_b, out_dtype, bias, azp_adj, input_
     mm = triton_module("scaled_mm_kernel")
     m, k = x.shape
     cfg = mm.select_config(m, weight.shape[1], k, x.device)
-    args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric)
-    if gemv_selected(m, k, x.device):  # the one-row kernel quantizes its row, captured or not
-        return mm.launch_quant_scaled_mm(*args, static_weight=static_weight)
     if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k) and not capturing(x):
+        args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric)
         return mm.launch_quant_scaled_mm(*args, config=cfg, static_weight=static_weight)
     quant = triton_module("quant_kernel")
     x_q, x_s, x_zp = quant.launch_scaled_int8_quant(x, input_scale, input_zero_point, symmetric)

@@ -23,7 +23,6 @@ import triton
 import triton.language as tl
 
 from vllm_int8.ops.epilogue import scaled_tile
-from vllm_int8.ops.gemv_kernel import gemv_selected, launch_gemv
 from vllm_int8.ops.mm_configs import MMConfig, select_config
 from vllm_int8.ops.pdl import (
     early_weight_steps,
@@ -420,9 +419,6 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
     out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    if config is None and gemv_selected(m, a.shape[1], a.device):  # (a given config: the tile kernel)
-        vectors = (flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp))
-        return launch_gemv(a, weight, out, *vectors, has_azp, a_mode, symmetric, static_weight)
     cfg = fit_block_k(config or select_config(m, n, a.shape[1], a.device), a.shape[1])
     if cfg.tma and a_mode == A_INT8 and tma_available(a.device) and tma_layout_problem(a, weight, out) is None:
         if _launch_log is not None:
