@@ -8,6 +8,13 @@ Alternated rounds, medians. Merges `decode_chained_gbps` and `decode_chained_spe
 (geomeans over M) into benchmarks/results/<device>/summary.json under the device name.
 
     python -m benchmarks.benchmark_chained_decode [--m 1,16] [--layers 8] [--early-steps 0,1,2] [--one-launch]
+        [--parts]
+
+`--parts` also times the chain's halves alone, in the same alternation: the GEMMs on rows
+quantized once outside the graph (`ops.triton_scaled_mm`), and the quant kernels alone; the
+whole chain's time less the GEMMs' alone is what the quant launches cost between the weights.
+(At M = 16 the GEMMs back to back measured slower than the whole chain: there the difference
+is not the quants' cost.)
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import torch.nn.functional as F
 from benchmarks.gpu_timing import alternating_graph_times_ms
 from benchmarks.results_summary import merge_summary
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
-from vllm_int8.ops import quant_mm
+from vllm_int8.ops import quant_mm, scaled_int8_quant, triton_scaled_mm
 from vllm_int8.ops.pdl import DEFAULT_EARLY_WEIGHT_STEPS, EARLY_WEIGHT_ENV
 
 LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}  # (N, K)
@@ -37,6 +44,26 @@ def int8_linear(n: int, k: int) -> Int8Linear:
     return layer
 
 
+def chain_parts(int8: list[list[Int8Linear]], inputs: dict, ks: list[int]):
+    """(GEMMs alone, quants alone) of the chain: each linear's GEMM on its row quantized once
+    here, with the layer's own weight side; and each linear's dynamic quant alone."""
+    rows = {k: scaled_int8_quant(x, symmetric=False) for k, x in inputs.items()}
+
+    def gemms():
+        for layer in int8:
+            for linear, k in zip(layer, ks):
+                bound = linear.kernel._bound
+                x_q, x_s, x_zp = rows[k]
+                triton_scaled_mm(x_q, bound.weight, x_s, bound.scale_b, torch.bfloat16, None, bound.azp_adj, x_zp)
+
+    def quants():
+        for _ in int8:
+            for k in ks:
+                scaled_int8_quant(inputs[k], symmetric=False)
+
+    return gemms, quants
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--m", default="1,16")
@@ -46,6 +73,7 @@ def main() -> None:
                         help="weight K-steps each GEMM loads before its PDL wait; a list compares")  # fmt: skip
     parser.add_argument("--one-launch", action="store_true",
                         help="also: at M=1 the GEMM quantizing its own row in the graph (eager's path)")  # fmt: skip
+    parser.add_argument("--parts", action="store_true", help="also: the chain's GEMMs alone and its quants alone")
     args = parser.parse_args()
     torch.manual_seed(0)
     int8 = [[int8_linear(n, k) for n, k in LINEARS.values()] for _ in range(args.layers)]
@@ -84,7 +112,18 @@ def main() -> None:
                     F.linear(inputs[k], w)
 
         variants = [[lambda s=s: chain_int8(s)] for s in here] + [[chain_bf16]]
-        *t_int8s, t_bf16 = alternating_graph_times_ms(variants, rounds=args.rounds, rep_ms=60)
+        if args.parts:
+            variants += [[lambda f=f: f()] for f in chain_parts(int8, inputs, ks)]
+        times = alternating_graph_times_ms(variants, rounds=args.rounds, rep_ms=60)
+        if args.parts:
+            t_gemms, t_quants = times[-2:]
+            times = times[:-2]
+            t_whole = times[here.index(default)] if default in here else min(times[:-1])
+            print(f"M={m:<3} parts  GEMMs alone {t_gemms * 1e3:8.1f} us ({weight_bytes / (t_gemms * 1e-3) / 1e9:6.0f}"
+                  f" GB/s)   quants alone {t_quants * 1e3:8.1f} us   whole chain - GEMMs alone"
+                  f" {(t_whole - t_gemms) * 1e3:7.1f} us ({(t_whole - t_gemms) * 1e3 / len(int8) / len(ks):.2f} us"
+                  " per linear)", flush=True)  # fmt: skip
+        *t_int8s, t_bf16 = times
         for (early, one), t in zip(here, t_int8s):
             label = f"early steps {early}  {'one launch  ' if one else 'two launches'}"
             print(f"M={m:<3} {label}  int8 {t * 1e3:8.1f} us ({weight_bytes / (t * 1e-3) / 1e9:6.0f} GB/s)"

@@ -9,12 +9,14 @@
 3. Model: a Llama-3-8B-shaped `LlamaForCausalLM` with random weights (no download), bf16 against
    every decoder linear on `Int8Linear` (dynamic asym, q/k/v and gate/up fused as the patcher does):
    one decode step (batch 1 and 16, no KV cache) under CUDA graphs and eagerly, and an eager
-   prefill of 2048 tokens.
+   prefill of 2048 tokens. With `--bound`, a third model in the same alternation: bf16 with every
+   decoder linear free (`FreeLinear`: no GPU work, a cached output), what the rest of the model
+   costs; bf16's time over its time bounds what any linear kernel can make of that step.
 
 Merges its figures into benchmarks/results/<device>/summary.json under the device name and writes the full
 rows to benchmarks/results/layer_<device>.json.
 
-    python -m benchmarks.benchmark_layer [--skip-model] [--quick]
+    python -m benchmarks.benchmark_layer [--skip-model] [--quick] [--model-only] [--bound]
 """
 
 from __future__ import annotations
@@ -190,7 +192,31 @@ def eager_step_ms(model, ids: torch.Tensor, n: int = 10) -> float:
         return eager_us(lambda: model(input_ids=ids, use_cache=False), n=n) / 1e3
 
 
-def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
+class FreeLinear(torch.nn.Module):
+    """A linear that costs nothing: one cached zero output per input shape (the bound model)."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+        self._outputs: dict[tuple, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._outputs.get(x.shape)
+        if out is None:
+            out = self._outputs[x.shape] = x.new_zeros(*x.shape[:-1], self.out_features)
+        return out
+
+
+def free_linears(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with every decoder-layer nn.Linear replaced by a FreeLinear (lm_head kept)."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, torch.nn.Linear) and ".layers." in f".{name}":
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, FreeLinear(module.out_features))
+    return model
+
+
+def model_rows(layers: int, rounds: int = 6, bound: bool = False) -> dict[str, float]:
     """bf16 and int8 (a quantized copy) side by side, every figure measured in alternation.
 
     An eager step is host-bound, and this VM's host speed drifts: measured one model after the
@@ -209,6 +235,8 @@ def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
     quantize_in_place(int8, "dynamic-asym")
     torch.cuda.empty_cache()
     models = {"bf16": bf16, "int8": int8}
+    if bound:
+        models["free"] = free_linears(copy.deepcopy(bf16))
     inputs = {
         "decode_graph_b1": torch.randint(0, 128256, (1, 1), device="cuda"),
         "decode_graph_b16": torch.randint(0, 128256, (16, 1), device="cuda"),
@@ -235,14 +263,18 @@ def model_rows(layers: int, rounds: int = 6) -> dict[str, float]:
 
 def model_figures(model: dict[str, float]) -> dict[str, float]:
     """The whole model's speedups over bf16, from `model_rows`."""
-    ratio = lambda what: model[f"bf16_{what}_ms"] / model[f"int8_{what}_ms"]  # noqa: E731
-    return {
-        "model_decode_speedup": ratio("decode_graph_b1"),
-        "model_decode_speedup_b16": ratio("decode_graph_b16"),
-        "model_eager_decode_speedup": ratio("decode_eager_b1"),
-        "model_eager_decode_speedup_b16": ratio("decode_eager_b16"),
-        "model_prefill_speedup": ratio("prefill_eager_2048"),
+    steps = {
+        "model_decode_speedup": "decode_graph_b1",
+        "model_decode_speedup_b16": "decode_graph_b16",
+        "model_eager_decode_speedup": "decode_eager_b1",
+        "model_eager_decode_speedup_b16": "decode_eager_b16",
+        "model_prefill_speedup": "prefill_eager_2048",
     }
+    figures = {key: model[f"bf16_{what}_ms"] / model[f"int8_{what}_ms"] for key, what in steps.items()}
+    if "free_prefill_eager_2048_ms" in model:  # --bound: the speedup were the linears free
+        figures.update({f"{key}_bound": model[f"bf16_{what}_ms"] / model[f"free_{what}_ms"]
+                        for key, what in steps.items()})  # fmt: skip
+    return figures
 
 
 def main() -> None:
@@ -250,10 +282,12 @@ def main() -> None:
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--quick", action="store_true", help="8B shapes only, M in {1, 16, 256, 4096}, 4-layer model")
     parser.add_argument("--model-only", action="store_true", help="only the whole model (3.), merged into the summary")
+    parser.add_argument("--bound", action="store_true", help="also the model with free decoder linears (see above)")
+    parser.add_argument("--rounds", type=int, default=6, help="alternated rounds of the whole model's figures")
     args = parser.parse_args()
     device = torch.cuda.get_device_name()
     if args.model_only:
-        model = model_rows(32)
+        model = model_rows(32, args.rounds, args.bound)
         figures = model_figures(model)
         merge_summary(device, {**figures, "model_date": datetime.date.today().isoformat()})
         for key, value in figures.items():
@@ -278,7 +312,7 @@ def main() -> None:
     figures["layer_slowest_linear_vs_bf16"] = {"speedup": slowest[0], "layer": slowest[1], "M": slowest[2]}
     model = {}
     if not args.skip_model:
-        model = model_rows(4 if args.quick else 32)
+        model = model_rows(4 if args.quick else 32, args.rounds, args.bound)
         figures.update(model_figures(model), model_date=figures["date"])
     pdl = pdl_enabled(torch.device("cuda"))
     full = {"device": device, "torch": torch.__version__, "pdl": pdl, "rows": rows, "host_us": host, "quant": quant,

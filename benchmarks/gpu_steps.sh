@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call: the GPU test suite (stress checks included) and the benchmarks, results into
 # benchmarks/results/<device>/, copied to $OUT.
-# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|host|chained|sol|tune]...
-# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune).
+# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|model|host|chained|sol|tune]...
+# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), MODEL_ARGS (model), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -29,6 +29,7 @@ for step in "${@:-env tests}"; do
     gemm) python -m benchmarks.benchmark_int8_scaled_mm --m "${GEMM_M:-1,16,64,256,512,1024,4096,8192}" \
             ${GEMM_MODELS:+--models "$GEMM_MODELS"} 2>&1 | tee "$DIR/benchmark_gemm.log" | tail -30 ;;
     layer) python -m benchmarks.benchmark_layer 2>&1 | tee "$DIR/benchmark_layer.log" | tail -40 ;;
+    model) python -m benchmarks.benchmark_layer --model-only ${MODEL_ARGS:-} 2>&1 | tee "$DIR/benchmark_model.log" | tail -20 ;;
     host) python -m benchmarks.benchmark_host --json "$DIR/host.json" 2>&1 | tee "$DIR/benchmark_host.log" ;;
     chained) python -m benchmarks.benchmark_chained_decode ${CHAINED_ARGS:-} 2>&1 | grep -v Warning | tee "$DIR/benchmark_chained_decode.log" ;;
     sol) python -m benchmarks.speed_of_light --shapes 8B,qwen 2>&1 | tee "$DIR/benchmark_speed_of_light.log" ;;
