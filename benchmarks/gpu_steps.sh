@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call: the GPU test suite (stress checks included) and the benchmarks, results into
 # benchmarks/results/<device>/, copied to $OUT.
-# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|model|host|chained|sol|tune|tune_chained]...
-# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), MODEL_ARGS (model), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune; TUNE_ARGS for tune_chained).
+# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|model|host|chained|sol|tune]...
+# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), MODEL_ARGS (model), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -33,8 +33,6 @@ for step in "${@:-env tests}"; do
     host) python -m benchmarks.benchmark_host --json "$DIR/host.json" 2>&1 | tee "$DIR/benchmark_host.log" ;;
     chained) python -m benchmarks.benchmark_chained_decode ${CHAINED_ARGS:-} 2>&1 | grep -v Warning | tee "$DIR/benchmark_chained_decode.log" ;;
     sol) python -m benchmarks.speed_of_light --shapes 8B,qwen 2>&1 | tee "$DIR/benchmark_speed_of_light.log" ;;
-    tune_chained) python -m benchmarks.tune_chained_decode ${TUNE_ARGS:-} 2>&1 | grep -v Warning | tee "$DIR/tune_chained_decode.log"
-          mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/" ;;
     tune) python -m benchmarks.tune_int8_scaled_mm --models "${TUNE_MODELS:-Llama-3-8B,Llama-3-70B}" \
             --buckets "${TUNE_BUCKETS:-1,16,32,64}" ${TUNE_ARGS:-} 2>&1 | tee "$DIR/tune.log" | tail -40
           mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/" ;;
