@@ -271,7 +271,7 @@ def model_figures(model: dict[str, float]) -> dict[str, float]:
         "model_prefill_speedup": "prefill_eager_2048",
     }
     figures = {key: model[f"bf16_{what}_ms"] / model[f"int8_{what}_ms"] for key, what in steps.items()}
-    if "free_prefill_eager_2048_ms" in model:  # --bound: the speedup were the linears free
+    if "free_prefill_eager_2048_ms" in model:  # --bound: the speedup if the linears were free
         figures.update({f"{key}_bound": model[f"bf16_{what}_ms"] / model[f"free_{what}_ms"]
                         for key, what in steps.items()})  # fmt: skip
     return figures
