@@ -115,21 +115,20 @@ def main() -> None:
         if args.parts:
             variants += [[lambda f=f: f()] for f in chain_parts(int8, inputs, ks)]
         times = alternating_graph_times_ms(variants, rounds=args.rounds, rep_ms=60)
-        if args.parts:
-            t_gemms, t_quants = times[-2:]
-            times = times[:-2]
-            t_whole = times[here.index(default)] if default in here else min(times[:-1])
+        parts = times[len(here) + 1 :]  # (GEMMs alone, quants alone) with --parts
+        *t_int8s, t_bf16 = times[: len(here) + 1]
+        t_int8 = t_int8s[here.index(default)] if default in here else min(t_int8s)
+        if parts:
+            t_gemms, t_quants = parts
             print(f"M={m:<3} parts  GEMMs alone {t_gemms * 1e3:8.1f} us ({weight_bytes / (t_gemms * 1e-3) / 1e9:6.0f}"
                   f" GB/s)   quants alone {t_quants * 1e3:8.1f} us   whole chain - GEMMs alone"
-                  f" {(t_whole - t_gemms) * 1e3:7.1f} us ({(t_whole - t_gemms) * 1e3 / len(int8) / len(ks):.2f} us"
+                  f" {(t_int8 - t_gemms) * 1e3:7.1f} us ({(t_int8 - t_gemms) * 1e3 / len(int8) / len(ks):.2f} us"
                   " per linear)", flush=True)  # fmt: skip
-        *t_int8s, t_bf16 = times
         for (early, one), t in zip(here, t_int8s):
             label = f"early steps {early}  {'one launch  ' if one else 'two launches'}"
             print(f"M={m:<3} {label}  int8 {t * 1e3:8.1f} us ({weight_bytes / (t * 1e-3) / 1e9:6.0f} GB/s)"
                   f"   bf16 {t_bf16 * 1e3:8.1f} us ({2 * weight_bytes / (t_bf16 * 1e-3) / 1e9:6.0f} GB/s)"
                   f"   bf16/int8 {t_bf16 / t:.2f}x", flush=True)  # fmt: skip
-        t_int8 = t_int8s[here.index(default)] if default in here else min(t_int8s)
         gbps.append(weight_bytes / (t_int8 * 1e-3) / 1e9)
         speedups.append(t_bf16 / t_int8)
     geo = lambda v: math.exp(sum(map(math.log, v)) / len(v))  # noqa: E731
