@@ -17,6 +17,7 @@ from vllm_int8.ops.mm_configs import MMConfig
 from vllm_int8.ops.reference import torch_scaled_mm
 from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches
 from vllm_int8.ops.tma_mm_kernel import TensorDescriptor, launch_tma_scaled_mm, tma_available, tma_layout_problem
+from vllm_int8.ops.validation import MAX_K_ASYMMETRIC
 
 pytestmark = pytest.mark.skipif(TensorDescriptor is None, reason="this Triton has no host TensorDescriptor")
 
@@ -56,6 +57,24 @@ def test_half_outputs_within_one_rounding(scheme, out_dtype, device):
     assert_within_rounding(out, ref, magnitude)
     if ON_GPU:  # natively the cast rounds to nearest even, like torch: bit for bit
         assert torch.equal(out, torch_scaled_mm(a, b, sa, sb, out_dtype, bias, azp_adj, azp))
+
+
+@pytest.mark.skipif(ON_GPU and not HOPPER, reason="TMA needs compute capability >= 9.0")
+def test_zero_point_term_at_the_int32_limit_is_exact(device):
+    """The zero-point term starts the accumulator here: at the largest asymmetric K, with the worst
+    magnitudes, `-(azp * azp_adj) + A.B` is still the exact `(A - azp).B`."""
+    k = MAX_K_ASYMMETRIC - MAX_K_ASYMMETRIC % 16  # TMA rows: K a multiple of 16
+    a = torch.full((1, k), -128, dtype=torch.int8, device=device)
+    w_nk = torch.full((32, k), -128, dtype=torch.int8, device=device)
+    w_nk[1::2] = 64
+    azp = torch.full((1,), 127, dtype=torch.int32, device=device)  # a - azp = -255 everywhere
+    azp_adj = w_nk.to(torch.int64).sum(1).to(torch.int32)
+    one = torch.ones(1, device=device)
+    cfg = dataclasses.replace(TILES, block_k=256)
+    out = _run_tma(a, w_nk.t(), one, one, None, azp_adj, azp, torch.float32, cfg)
+    expected = torch.tensor([-255 * -128 * k, -255 * 64 * k] * 16, dtype=torch.float64)[None]
+    assert expected.abs().max() < 2**31
+    assert torch.equal(out.double().cpu(), expected)
 
 
 def test_layout_problems_are_named():
