@@ -133,3 +133,26 @@ def test_a_checked_plan_replays_before_the_checks_and_bad_arguments_still_fail(m
         ops.triton_scaled_mm(a, b, sa, sb, torch.bfloat16, bias, adj, torch.zeros(17, dtype=torch.int32, device="cuda"))
     with pytest.raises(ValueError, match="weight must be"):
         ops.triton_scaled_mm(a, b[:-1], sa, sb, torch.bfloat16, bias, adj, azp)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("shape", [(1, 4096), (3, 5, 48), (7, 33)])
+def test_dynamic_quant_outputs_are_fresh_aligned_and_disjoint(shape, symmetric):
+    """q, scale and zero point: the shapes and dtypes the ops document, 16-byte aligned, none overlapping another."""
+    x = torch.randn(shape)
+    q, scale, azp = op_plans._quant_outputs(x, None, None, symmetric)
+    rows = x.numel() // shape[-1]
+    assert q.shape == x.shape and q.dtype == torch.int8 and q.is_contiguous()
+    assert scale.shape == (rows, 1) and scale.dtype == torch.float32 and scale.is_contiguous()
+    outs = [q, scale] if symmetric else [q, scale, azp]
+    assert azp is None if symmetric else (azp.shape == (rows, 1) and azp.dtype == torch.int32)
+    assert all(t.data_ptr() % 16 == 0 for t in outs)
+    for i, t in enumerate(outs):
+        t.fill_(i + 1)
+    assert all(bool((t == i + 1).all()) for i, t in enumerate(outs))
+
+
+def test_static_quant_outputs_are_the_callers():
+    x, scale, azp = torch.randn(4, 32), torch.ones(1), torch.zeros(1, dtype=torch.int32)
+    q, s, z = op_plans._quant_outputs(x, scale, azp, False)
+    assert s is scale and z is azp and q.shape == x.shape and q.dtype == torch.int8

@@ -6,12 +6,8 @@ hardware zero-fills out-of-range rows and K), so the main loop has no address ma
 and the output leaves through a TMA store, optionally in two halves (epilogue subtiling) so the
 staging buffer takes half the shared memory and a deeper K pipeline fits.
 
-The zero-point term `azp * azp_adj` is the accumulator's initial value, negated (`_initial_accumulator`):
-int32 addition wraps, so `-(azp * azp_adj) + A.B` is the pointer kernel's `A.B - azp * azp_adj` bit
-for bit, and it is computed while the first K-steps are in flight instead of after the last one,
-so an asymmetric tile's epilogue is a symmetric one's. The rest is the pointer kernel's epilogue
-(`epilogue.scaled_tile`, one definition): `* scale_a * scale_b + bias` in float32 (no FMA
-contraction), one rounding to the output dtype.
+The epilogue is the pointer kernel's (`epilogue.scaled_tile`, one definition): `(acc - azp * azp_adj)` in int32, then
+`* scale_a * scale_b + bias` in float32 (no FMA contraction), one rounding to the output dtype.
 
 TMA needs: an NVIDIA GPU of compute capability >= 9.0, Triton's host TensorDescriptor, 16-byte
 aligned base pointers, a unit last stride and 16-byte aligned row strides (K % 16 == 0 for A and
@@ -41,18 +37,35 @@ TMA_ALIGN = 16  # bytes: base pointers and every stride but the last
 
 
 @triton.jit
-def _initial_accumulator(azp_ptr, azp_adj_ptr, offs_m, offs_n, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                         HAS_AZP_ADJ: tl.constexpr, HAS_AZP: tl.constexpr):  # fmt: skip
-    """`-(azp * azp_adj)` for this tile in int32 (zeros without a zero point): dynamic zero points
-    per row times column sums, or static `azp_adj` (already azp * column sums) alone."""
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
-    if HAS_AZP_ADJ:
-        azp_adj = tl.load(azp_adj_ptr + offs_n, mask=offs_n < N, other=0)[None, :]
-        if HAS_AZP:
-            acc -= tl.load(azp_ptr + offs_m, mask=offs_m < M, other=0)[:, None] * azp_adj
-        else:
-            acc -= azp_adj
-    return acc
+def _tile_output(
+    acc,
+    offs_m,
+    offs_n,
+    M,
+    N,
+    scale_a_ptr,
+    scale_b_ptr,
+    bias_ptr,
+    azp_adj_ptr,
+    azp_ptr,
+    SCALE_A_PER_ROW: tl.constexpr,
+    SCALE_B_PER_COL: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_AZP_ADJ: tl.constexpr,
+    HAS_AZP: tl.constexpr,
+):
+    """The shared epilogue (`epilogue.scaled_tile`) with this tile's row scales and zero points loaded."""
+    mask_m = offs_m < M
+    if SCALE_A_PER_ROW:
+        scale_a = tl.load(scale_a_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
+    else:
+        scale_a = tl.load(scale_a_ptr)
+    if HAS_AZP:
+        azp = tl.load(azp_ptr + offs_m, mask=mask_m, other=0)[:, None]
+    else:
+        azp = 0
+    return scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, azp_adj_ptr, azp, offs_n, N, SCALE_B_PER_COL, HAS_BIAS,
+                       HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
 
 
 @triton.jit(do_not_specialize=["M"])
@@ -92,32 +105,31 @@ def _tma_scaled_mm_kernel(
         off_m = (first_m + (tile % group_size) % rows_in_group) * BLOCK_M
         off_n = ((tile % group_size) // rows_in_group) * BLOCK_N
 
-        offs_m = off_m + tl.arange(0, BLOCK_M)
-        if SCALE_A_PER_ROW:  # loaded before the K loop too: its latency hides under the loop
-            scale_a = tl.load(scale_a_ptr + offs_m, mask=offs_m < M, other=0.0)[:, None]
-        else:
-            scale_a = tl.load(scale_a_ptr)
-        acc = _initial_accumulator(azp_ptr, azp_adj_ptr, offs_m, off_n + tl.arange(0, BLOCK_N), M, N, BLOCK_M,
-                                   BLOCK_N, HAS_AZP_ADJ, HAS_AZP)  # fmt: skip
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
         for k in range(k_steps):
             a = a_desc.load([off_m, k * BLOCK_K])
             b = b_desc.load([off_n, k * BLOCK_K])  # the weight as stored: [N, K], K contiguous
             acc = tl.dot(a, b.T, acc, out_dtype=tl.int32)
 
-        # The zero-point term is in acc already: the epilogue is the symmetric one.
+        offs_m = off_m + tl.arange(0, BLOCK_M)
         if SUBTILE:  # two [BLOCK_M, BLOCK_N/2] halves: half the staging buffer for the TMA store
             HALF: tl.constexpr = BLOCK_N // 2
             left, right = tl.split(tl.permute(tl.reshape(acc, (BLOCK_M, 2, HALF)), (0, 2, 1)))
-            offs_half = off_n + tl.arange(0, HALF)
-            out = scaled_tile(left, scale_a, scale_b_ptr, bias_ptr, None, 0, offs_half, N, SCALE_B_PER_COL, HAS_BIAS,
-                              False, False)  # fmt: skip
+            out = _tile_output(
+                left, offs_m, off_n + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
+                azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
             c_desc.store([off_m, off_n], out.to(c_desc.dtype))
-            out = scaled_tile(right, scale_a, scale_b_ptr, bias_ptr, None, 0, offs_half + HALF, N, SCALE_B_PER_COL,
-                              HAS_BIAS, False, False)  # fmt: skip
+            out = _tile_output(
+                right, offs_m, off_n + HALF + tl.arange(0, HALF), M, N, scale_a_ptr, scale_b_ptr, bias_ptr,
+                azp_adj_ptr, azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
             c_desc.store([off_m, off_n + HALF], out.to(c_desc.dtype))
         else:
-            out = scaled_tile(acc, scale_a, scale_b_ptr, bias_ptr, None, 0, off_n + tl.arange(0, BLOCK_N), N,
-                              SCALE_B_PER_COL, HAS_BIAS, False, False)  # fmt: skip
+            out = _tile_output(
+                acc, offs_m, off_n + tl.arange(0, BLOCK_N), M, N, scale_a_ptr, scale_b_ptr, bias_ptr, azp_adj_ptr,
+                azp_ptr, SCALE_A_PER_ROW, SCALE_B_PER_COL, HAS_BIAS, HAS_AZP_ADJ, HAS_AZP,
+            )  # fmt: skip
             c_desc.store([off_m, off_n], out.to(c_desc.dtype))
 
 
