@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call: the GPU test suite (stress checks included) and the benchmarks, results into
 # benchmarks/results/<device>/, copied to $OUT.
-# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|model|host|chained|sol|tune]...
-# Knobs: TESTS (unit), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), MODEL_ARGS (model), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune).
+# Usage (on the GPU machine, repo root): bash benchmarks/gpu_steps.sh [env|tests|unit|stress|gemm|layer|model|host|chained|sol|profile|tune]...
+# Knobs: TESTS (unit), PROFILE_POINTS (profile), GEMM_M / GEMM_MODELS (gemm), CHAINED_ARGS (chained), MODEL_ARGS (model), TUNE_MODELS / TUNE_BUCKETS / TUNE_ARGS (tune).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -33,6 +33,14 @@ for step in "${@:-env tests}"; do
     host) python -m benchmarks.benchmark_host --json "$DIR/host.json" 2>&1 | tee "$DIR/benchmark_host.log" ;;
     chained) python -m benchmarks.benchmark_chained_decode ${CHAINED_ARGS:-} 2>&1 | grep -v Warning | tee "$DIR/benchmark_chained_decode.log" ;;
     sol) python -m benchmarks.speed_of_light --shapes 8B,qwen 2>&1 | tee "$DIR/benchmark_speed_of_light.log" ;;
+    profile)  # Nsight Compute, one launch per kernel of each point (benchmarks/profile_kernels.py)
+      for point in ${PROFILE_POINTS:-prefill mid_qkv mid_o decode}; do
+        ncu --clock-control none --profile-from-start off --section SpeedOfLight --section ComputeWorkloadAnalysis \
+          --section MemoryWorkloadAnalysis --section SchedulerStats --section WarpStateStats --section Occupancy \
+          --section LaunchStats --metrics sm__pipe_tensor_op_imma_cycles_active.avg.pct_of_peak_sustained_active,lts__t_bytes.sum,dram__bytes_read.sum \
+          python -m benchmarks.profile_kernels "$point" 2>&1 | grep -v "^==PROF==" > "$DIR/ncu_$point.txt"
+        grep -E "^  [A-Za-z_].*\(|Duration|DRAM Throughput|L2 Cache Throughput|imma|lts__t_bytes" "$DIR/ncu_$point.txt"
+      done ;;
     tune) python -m benchmarks.tune_int8_scaled_mm --models "${TUNE_MODELS:-Llama-3-8B,Llama-3-70B}" \
             --buckets "${TUNE_BUCKETS:-1,16,32,64}" ${TUNE_ARGS:-} 2>&1 | tee "$DIR/tune.log" | tail -40
           mkdir -p "$OUT/tuned" && cp vllm_int8/ops/tuned/*.json "$OUT/tuned/" ;;

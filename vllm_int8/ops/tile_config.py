@@ -19,7 +19,9 @@ class MMConfig:
     waves_per_eu: int = 0
     matrix_instr_nonkdim: int = 0
     kpack: int = 0
-    # Hopper prefill path (tma_mm_kernel): persistent TMA kernel, halved epilogue store, warp specialization.
+    # Hopper prefill path (tma_mm_kernel): persistent TMA kernel, halved epilogue store, and
+    # Triton's automatic warp specialization, which Triton 3.6 and 3.9 do not apply on sm_90 (the
+    # kernel compiles to the same PTX with it on or off; no shipped tile sets it).
     tma: int = 0
     subtile: int = 0
     warp_specialize: int = 0
