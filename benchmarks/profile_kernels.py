@@ -31,8 +31,8 @@ POINTS = {  # name: (M, N, K)
 
 
 def point_calls(m: int, n: int, k: int) -> list[Callable[[], object]]:
-    """The calls of one point on random operands: int8 GEMMs on pre-quantized rows at M > 1 (the
-    FP8 peer gets its rows quantized too), the whole quant + GEMM at M = 1, bf16 below prefill."""
+    """The calls of one point on random operands: at M > 1 the int8 GEMMs on int8 rows and the FP8
+    peer on FP8 rows; at M = 1 the whole quant + GEMM; bf16 below prefill."""
     dev, bf16 = "cuda", torch.bfloat16
     w = torch.randint(-128, 128, (n, k), dtype=torch.int8, device=dev).t()
     scale_b = torch.rand(n, 1, device=dev) * 1e-2

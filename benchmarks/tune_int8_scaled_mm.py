@@ -67,7 +67,7 @@ def candidates(m: int) -> list[MMConfig]:
         space = ([32], [32, 64, 128], [128, 256], [4], [3, 4, 5])
     elif m <= 64:
         space = ([32, 64], [64, 128], [128, 256], [4], [3, 4])
-    elif m <= 512:  # 64-wide tiles, deep pipelines: two programs per SM hide latency (H200, M = 128-256)
+    elif m <= 512:  # 64-wide tiles and deep pipelines: more programs per SM where latency bounds (H200, M 128-256)
         space = ([64, 128], [64, 128, 256], [64, 128, 256], [4, 8], [3, 4, 5, 6])
     else:
         space = ([128, 256], [128, 256], [64, 128], [8], [3, 4, 5])

@@ -61,8 +61,8 @@ def test_half_outputs_within_one_rounding(scheme, out_dtype, device):
 
 @pytest.mark.skipif(ON_GPU and not HOPPER, reason="TMA needs compute capability >= 9.0")
 def test_zero_point_term_at_the_int32_limit_is_exact(device):
-    """The zero-point term starts the accumulator here: at the largest asymmetric K, with the worst
-    magnitudes, `-(azp * azp_adj) + A.B` is still the exact `(A - azp).B`."""
+    """At the largest asymmetric K, with the worst magnitudes, the TMA kernel's int32 accumulator and
+    zero-point term still give the exact `(A - azp).B`."""
     k = MAX_K_ASYMMETRIC - MAX_K_ASYMMETRIC % 16  # TMA rows: K a multiple of 16
     a = torch.full((1, k), -128, dtype=torch.int8, device=device)
     w_nk = torch.full((32, k), -128, dtype=torch.int8, device=device)
