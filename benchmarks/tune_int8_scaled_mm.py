@@ -93,6 +93,8 @@ def candidates(m: int) -> list[MMConfig]:
             configs.append(MMConfig(32 if m <= 32 else 64, bn, bk, 1, 4, stages, split_k=split, swap_ab=1))
     if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
         configs += TMA_CANDIDATES
+    if 64 < m <= 512 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
+        configs += MID_TMA_CANDIDATES
     return configs
 
 
@@ -121,6 +123,16 @@ TMA_CANDIDATES = [
     MMConfig(128, 128, 128, 8, 8, 4, tma=1, subtile=1),
     MMConfig(64, 128, 128, 8, 4, 5, tma=1),
     MMConfig(64, 256, 128, 8, 4, 4, tma=1, subtile=1),
+]
+
+
+# Small TMA tiles with two or three programs per SM (co-resident, so one program's epilogue and
+# pipeline ramp overlap another's MMAs): 1.04-1.05x the pointer kernel's 64x64 tiles at M = 256
+# of the qkv linears on the H200 (results/NVIDIA_H200/mid_programs_per_sm.log), one per SM lost.
+MID_TMA_CANDIDATES = [
+    *(MMConfig(64, 64, 128, 8, 4, stages, tma=1, programs_per_sm=3) for stages in (3, 4)),
+    *(MMConfig(64, 64, 128, 8, 4, stages, tma=1, programs_per_sm=2) for stages in (4, 5, 6)),
+    MMConfig(64, 128, 128, 8, 4, 3, tma=1, programs_per_sm=2),
 ]
 
 

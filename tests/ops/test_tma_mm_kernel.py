@@ -16,7 +16,13 @@ from tests.problems import make_problem
 from vllm_int8.ops.mm_configs import MMConfig
 from vllm_int8.ops.reference import torch_scaled_mm
 from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm, record_launches
-from vllm_int8.ops.tma_mm_kernel import TensorDescriptor, launch_tma_scaled_mm, tma_available, tma_layout_problem
+from vllm_int8.ops.tma_mm_kernel import (
+    TensorDescriptor,
+    launch_tma_scaled_mm,
+    tma_available,
+    tma_launch_arguments,
+    tma_layout_problem,
+)
 from vllm_int8.ops.validation import MAX_K_ASYMMETRIC
 
 pytestmark = pytest.mark.skipif(TensorDescriptor is None, reason="this Triton has no host TensorDescriptor")
@@ -57,6 +63,32 @@ def test_half_outputs_within_one_rounding(scheme, out_dtype, device):
     assert_within_rounding(out, ref, magnitude)
     if ON_GPU:  # natively the cast rounds to nearest even, like torch: bit for bit
         assert torch.equal(out, torch_scaled_mm(a, b, sa, sb, out_dtype, bias, azp_adj, azp))
+
+
+@pytest.mark.skipif(ON_GPU and not HOPPER, reason="TMA needs compute capability >= 9.0")
+@pytest.mark.parametrize("programs_per_sm", [2, 3, 64])
+def test_several_programs_per_sm_cover_every_tile_once(programs_per_sm, device):
+    """Co-resident persistent programs (a stride of 2 x 2 or 3 x 2 programs over 12+ tiles, or one
+    program per tile) write every output tile exactly once: bit for bit the reference."""
+    m, k, n = 130, 96, 200
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, "nk", True, True, torch.float32, device)
+    cfg = dataclasses.replace(TILES, programs_per_sm=programs_per_sm)
+    out = torch.full((m, n), float("nan"), device=device)
+    flat = [t.reshape(-1).contiguous() for t in (sa, sb, bias, azp_adj, azp)]
+    launch_tma_scaled_mm(a, b, out, *flat, cfg, num_sms=2)
+    assert torch.equal(out, torch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp))
+
+
+def test_programs_per_sm_sets_the_grid_and_the_stride():
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("sym_tensor", 130, 96, 200, "nk", True, False, torch.float32, "cpu")
+    out = torch.empty(130, 200)
+    tiles = -(-130 // TILES.block_m) * -(-200 // TILES.block_n)
+    for per_sm, programs in ((0, 3), (1, 3), (2, 6), (1000, 3000)):
+        cfg = dataclasses.replace(TILES, programs_per_sm=per_sm)
+        grid, _, constexprs = tma_launch_arguments(a, b, out, sa.reshape(-1), sb.reshape(-1), None, None, None, cfg, 3)
+        assert constexprs["NUM_PROGRAMS"] == programs and grid == (min(programs, tiles),)
+    assert "programs_per_sm" not in TILES.to_dict()
+    assert MMConfig(**dataclasses.replace(TILES, programs_per_sm=2).to_dict()).programs_per_sm == 2
 
 
 @pytest.mark.skipif(ON_GPU and not HOPPER, reason="TMA needs compute capability >= 9.0")

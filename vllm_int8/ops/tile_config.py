@@ -25,6 +25,10 @@ class MMConfig:
     tma: int = 0
     subtile: int = 0
     warp_specialize: int = 0
+    # TMA kernel: persistent programs per SM (0 or 1: one). Two or more co-resident programs let
+    # one program's epilogue and pipeline ramp overlap another's MMAs where small mid-batch tiles
+    # leave a single program latency-bound; enough of them give every tile its own program.
+    programs_per_sm: int = 0
     # Decode on the pointer kernel: compute C^T = B^T A^T, the weight tile as the MMA's M operand
     # (Hopper's wgmma needs M >= 64; a 16-row activation tile would leave it on the older mma path).
     swap_ab: int = 0
@@ -41,7 +45,8 @@ class MMConfig:
 
 
 _AMD_OPTIONS = ("waves_per_eu", "matrix_instr_nonkdim", "kpack")
-_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize", "swap_ab")  # written only when set
+# written only when set
+_OPTIONAL_FIELDS = (*_AMD_OPTIONS, "tma", "subtile", "warp_specialize", "programs_per_sm", "swap_ab")
 
 
 def heuristic_config(m: int, n: int, k: int) -> MMConfig:

@@ -1,10 +1,11 @@
 """Hopper prefill path: a persistent int8 GEMM fed by TMA, with the same exact W8A8 epilogue.
 
-One program per SM walks output tiles in grouped order (GROUP_M row tiles share a column of B
-while it is in L2). A and B arrive by the Tensor Memory Accelerator (host-built descriptors; the
-hardware zero-fills out-of-range rows and K), so the main loop has no address math and no masks,
-and the output leaves through a TMA store, optionally in two halves (epilogue subtiling) so the
-staging buffer takes half the shared memory and a deeper K pipeline fits.
+One program per SM (or `programs_per_sm` of them) walks output tiles in grouped order (GROUP_M
+row tiles share a column of B while it is in L2). A and B arrive by the Tensor Memory
+Accelerator (host-built descriptors; the hardware zero-fills out-of-range rows and K), so the
+main loop has no address math and no masks, and the output leaves through a TMA store,
+optionally in two halves (epilogue subtiling) so the staging buffer takes half the shared memory
+and a deeper K pipeline fits.
 
 The epilogue is the pointer kernel's (`epilogue.scaled_tile`, one definition): `(acc - azp * azp_adj)` in int32, then
 `* scale_a * scale_b + bias` in float32 (no FMA contraction), one rounding to the output dtype.
@@ -90,7 +91,7 @@ def _tma_scaled_mm_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
-    NUM_SMS: tl.constexpr,
+    NUM_PROGRAMS: tl.constexpr,
     SUBTILE: tl.constexpr,
     WARP_SPECIALIZE: tl.constexpr,
 ):
@@ -98,7 +99,7 @@ def _tma_scaled_mm_kernel(
     tiles_n = tl.cdiv(N, BLOCK_N)
     k_steps = tl.cdiv(K, BLOCK_K)
     group_size = GROUP_M * tiles_n
-    for tile in tl.range(tl.program_id(0), tiles_m * tiles_n, NUM_SMS, flatten=True,
+    for tile in tl.range(tl.program_id(0), tiles_m * tiles_n, NUM_PROGRAMS, flatten=True,
                          warp_specialize=WARP_SPECIALIZE):  # fmt: skip
         first_m = (tile // group_size) * GROUP_M
         rows_in_group = tl.minimum(tiles_m - first_m, GROUP_M)
@@ -157,7 +158,7 @@ def tma_layout_problem(a: torch.Tensor, weight: torch.Tensor, out: torch.Tensor)
     return None
 
 
-def tma_constexprs(cfg: MMConfig, scale_a_numel, scale_b_numel, has_bias, has_azp_adj, has_azp, num_sms) -> dict:
+def tma_constexprs(cfg: MMConfig, scale_a_numel, scale_b_numel, has_bias, has_azp_adj, has_azp, programs) -> dict:
     return {
         "SCALE_A_PER_ROW": scale_a_numel > 1,
         "SCALE_B_PER_COL": scale_b_numel > 1,
@@ -168,7 +169,7 @@ def tma_constexprs(cfg: MMConfig, scale_a_numel, scale_b_numel, has_bias, has_az
         "BLOCK_N": cfg.block_n,
         "BLOCK_K": cfg.block_k,
         "GROUP_M": cfg.group_m,
-        "NUM_SMS": num_sms,
+        "NUM_PROGRAMS": programs,
         "SUBTILE": bool(cfg.subtile),
         "WARP_SPECIALIZE": bool(cfg.warp_specialize),
         **cfg.compile_options(),
@@ -200,12 +201,13 @@ def tma_launch_arguments(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, c
     n = weight.shape[1]
     if num_sms is None:
         num_sms = device_info(out.device).sm_count if out.is_cuda else 4
+    programs = num_sms * max(cfg.programs_per_sm, 1)
     tiles = triton.cdiv(m, cfg.block_m) * triton.cdiv(n, cfg.block_n)
     constexprs = tma_constexprs(
-        cfg, scale_a.numel(), scale_b.numel(), bias is not None, azp_adj is not None, azp is not None, num_sms
+        cfg, scale_a.numel(), scale_b.numel(), bias is not None, azp_adj is not None, azp is not None, programs
     )
     args = (*tma_descriptors(a, weight, out, cfg), scale_a, scale_b, bias, azp_adj, azp, m, n, k)
-    return (min(num_sms, tiles),), args, constexprs
+    return (min(programs, tiles),), args, constexprs
 
 
 def launch_tma_scaled_mm(a, weight, out, scale_a, scale_b, bias, azp_adj, azp, cfg: MMConfig, num_sms=None):
