@@ -349,7 +349,8 @@ def main() -> None:
     summary = summarize(rows, quant)
     headlines = {"date": datetime.date.today().isoformat(), **gemm_headlines(rows, name)}
     summary.update(headlines)
-    if not args.quick and (models is None or {"Llama-3-8B", "Qwen2.5-7B"} <= set(models)):
+    # Only a run over every M writes the headlines: a partial one would null or narrow the figures.
+    if not args.quick and not args.m and (models is None or {"Llama-3-8B", "Qwen2.5-7B"} <= set(models)):
         merge_summary(name, headlines)
     result = {
         "device": name,
