@@ -53,6 +53,11 @@ def exact(cfg: MMConfig, m: int, n: int, k: int) -> str:
     return "fell back" if cfg.tma and not log[-1][3].tma else "exact"
 
 
+def tma_here() -> bool:
+    """Whether this machine's GPU runs the TMA kernel (its configs are candidates only there)."""
+    return torch.cuda.is_available() and tma_available(torch.device("cuda"))
+
+
 def new_candidates(m: int) -> list[MMConfig]:
     """Only what GEMM v2 added (TMA tiles, split-K below one wave, swapped decode tiles), for a
     re-tune against the shipped table."""
@@ -91,10 +96,8 @@ def candidates(m: int) -> list[MMConfig]:
     elif m <= 64:  # the same for 32-64 rows: 64- or 128-row weight tiles fill the wgmma's M side
         for bn, bk, stages, split in itertools.product([64, 128], [128, 256], [4], [1, 2]):
             configs.append(MMConfig(32 if m <= 32 else 64, bn, bk, 1, 4, stages, split_k=split, swap_ab=1))
-    if m >= 256 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
-        configs += TMA_CANDIDATES
-    if 64 < m <= 512 and torch.cuda.is_available() and tma_available(torch.device("cuda")):
-        configs += MID_TMA_CANDIDATES
+    if tma_here():
+        configs += (TMA_CANDIDATES if m >= 256 else []) + (MID_TMA_CANDIDATES if 64 < m <= 512 else [])
     return configs
 
 
@@ -109,7 +112,7 @@ def small_layer_candidates(m: int) -> list[MMConfig]:
         for bm, bn, bk, warps, stages in itertools.product([64, 128], [64, 128], [64, 128], [4, 8], [2, 3, 4])
         if not (bm == 64 and warps == 8)
     ]
-    if torch.cuda.is_available() and tma_available(torch.device("cuda")):
+    if tma_here():
         configs += [MMConfig(bm, bn, 128, 8, 4, 4, tma=1) for bm, bn in ((64, 64), (128, 64), (64, 128))]
     return configs
 
