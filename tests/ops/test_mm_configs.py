@@ -1,6 +1,7 @@
 """Tuned tile configs: the shipped files load on CPU, buckets resolve, unknown shapes fall back."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -66,14 +67,23 @@ def test_hopper_prefill_without_a_tuned_entry_takes_the_tma_kernel(monkeypatch):
         assert decode.swap_ab and not decode.tma and decode.block_n == 64 and decode.split_k >= 1
         # 56 column tiles (one per SM at most): the deep tiles; 592 (gate_up): the shallower ones
         assert select_config(1, 3584, 18944, cuda) == hopper_configs.HOPPER_DECODE_DEEP
+        # a tensor-parallel shard's qkv (20 or 40 column tiles): K split until ~3/4 of the SMs stream it
+        assert select_config(1, 1280, 8192, cuda) == replace(hopper_configs.HOPPER_DECODE_DEEP, split_k=4)
+        assert select_config(16, 2560, 8192, cuda) == replace(hopper_configs.HOPPER_DECODE_DEEP, split_k=2)
         wide = select_config(1, 37888, 3584, cuda)
         assert wide.swap_ab and wide.block_k == hopper_configs.HOPPER_DECODE.block_k
-        assert select_config(17, 3584, 3584, cuda) == heuristic_config(17, 3584, 3584)
-        assert select_config(128, 3584, 3584, cuda) == heuristic_config(128, 3584, 3584)
+        # mid batch: one row tile, K split until the column tiles fill the SMs (56 tiles: split 2)
+        assert select_config(17, 3584, 3584, cuda) == replace(hopper_configs.HOPPER_MID_32, split_k=2)
+        assert select_config(64, 6144, 4096, cuda) == hopper_configs.HOPPER_MID_64  # 96 tiles: whole
+        # above 64 rows: the largest tile leaving 1.6 waves (211+ tiles on 132 SMs)
+        big, medium, small = hopper_configs.HOPPER_MID_TILES
+        assert select_config(128, 3584, 3584, cuda) == small  # 64x128: 56 tiles; 64x64: 112
+        assert select_config(256, 8192, 7168, cuda) == medium  # 128x128: 128 tiles; 64x128: 256
+        assert select_config(512, 7168, 8192, cuda) == big  # 128x128: 224 tiles
         assert select_config(4096, 37888, 3584, cuda) == hopper_configs.HOPPER_WIDE
         assert select_config(1024, 3584, 3584, cuda) == hopper_configs.HOPPER_WIDE  # 112 wide tiles: one wave
         assert select_config(1024, 4608, 3584, cuda) == hopper_configs.HOPPER_NARROW  # 144 wide tiles: 2 waves
-        assert select_config(256, 3584, 18944, cuda) == hopper_configs.HOPPER_SMALL  # 112 small tiles: one wave
+        assert select_config(513, 3584, 18944, cuda) == hopper_configs.HOPPER_SMALL  # 252 small tiles: 2 waves
     finally:
         select_config.cache_clear()
 

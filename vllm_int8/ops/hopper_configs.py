@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vllm_int8.ops.tile_config import MMConfig, heuristic_config, heuristic_split_k
+from vllm_int8.ops.tile_config import MMConfig, heuristic_split_k
 
 # Hopper (sm_90) prefill on the TMA kernel. Measured over Llama-3-8B (H100) and Qwen2.5-7B (H200)
 # shapes at M >= 1024, 2026-11-25 (d3b4b33:kernels/results/sweep_gemm_v2_*.json): the wide 128x256 / 256x128
@@ -20,7 +20,7 @@ HOPPER_NARROW = MMConfig(128, 128, 128, group_m=8, num_warps=4, num_stages=4, tm
 HOPPER_SMALL = MMConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=5, tma=1)
 # (config, time of one of its tiles in units of a 128x128 tile of the wide config's throughput)
 HOPPER_TILE_COSTS = ((HOPPER_WIDE, 2.0), (HOPPER_TALL, 2.0), (HOPPER_NARROW, 1.16), (HOPPER_SMALL, 0.71))
-HOPPER_MIN_TMA_M = 256  # below it the pointer kernel's thin tiles (and split-K) stream the weight better
+HOPPER_MIN_TMA_M = 513  # below it the pointer kernel's mid-batch tiles (and split-K) measured faster
 # Decode (M <= 16) on sm_90: swapped 64-row weight tiles (wgmma). The H100 decode re-tune of
 # 2026-11-26 (d3b4b33:kernels/results/tune_decode_swap_*.log) picked exactly this tile for 7 of the 16
 # Llama-3-8B/70B (shape, M) points, 1.01-1.17x faster than the generic heuristic there, split K
@@ -32,18 +32,43 @@ HOPPER_DECODE = MMConfig(16, 64, 256, group_m=1, num_warps=4, num_stages=5, swap
 # candidates or within 1% (Qwen o 8.9 -> 8.0 us against the rule before), Qwen qkv 3% slower; on
 # the 448+-tile gate_up weights 12% slower, so those keep HOPPER_DECODE.
 HOPPER_DECODE_DEEP = MMConfig(16, 64, 512, group_m=1, num_warps=4, num_stages=4, swap_ab=1)
+# A weight of fewer column tiles than about three quarters of the SMs (a tensor-parallel shard's
+# qkv: 20 tiles at TP 8, 40 at TP 4) leaves most SMs idle unless K is split: the deep tiles split
+# until about that many programs stream it (56-66 tiles, where one program per tile measured
+# level with a split of two on the H200, stay whole).
+DECODE_SPLIT_FILL = 0.75
+# Mid batch (16 < M <= 512) on the pointer kernel, fitted to the H200 tuner's winners over 28
+# shapes (Llama-3-8B, Qwen2.5-7B, Llama-3-70B's TP 2, 4 and 8 shards; results/NVIDIA_H200/
+# tune_mid_decode.log, tune_tp_shards.log), where the generic rule ran 1.1-1.6x slower than tuned:
+# up to 64 rows one row tile with K split until the weight's column tiles fill about the SMs
+# (1.15 programs per SM at 32 rows, one at 64); above, the largest tile that still leaves
+# MID_MIN_WAVES waves of tiles, so a few hundred rows get enough programs to hide latency.
+# From 64 rows the pipeline is then made as shallow as it takes for every program to be resident
+# at once (`resident`): 320 tiles of 64x128 ran 1.33x faster with 3 stages (three per SM) than
+# with 4 (two per SM, two waves) on the TP 2 qkv shard at M = 512.
+HOPPER_MID_32 = MMConfig(32, 64, 256, group_m=1, num_warps=4, num_stages=4, swap_ab=1)
+HOPPER_MID_64 = MMConfig(64, 64, 256, group_m=1, num_warps=4, num_stages=4)
+HOPPER_MID_TILES = (
+    MMConfig(128, 128, 128, group_m=8, num_warps=4, num_stages=3),
+    MMConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=4),
+    MMConfig(64, 64, 128, group_m=8, num_warps=4, num_stages=6),
+)
+MID_MIN_WAVES = 1.6
+SHARED_MEMORY_PER_SM = 228 * 1024  # H100 and H200
+MIN_STAGES = 3
 
 
 def hopper_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
     """Tiles for sm_90 shapes with no tuned entry: swapped decode tiles up to M = 16 (deep ones
-    while the weight has at most one column tile per SM), the generic heuristic up to
+    while the weight has at most one column tile per SM, K split where it has far fewer), `mid_batch_config` up to
     HOPPER_MIN_TMA_M, then the TMA prefill tile with the fewest weighted waves."""
     if m <= 16:
         if -(-n // HOPPER_DECODE_DEEP.block_n) <= sms:
-            return HOPPER_DECODE_DEEP
+            fill = int(sms * DECODE_SPLIT_FILL)
+            return replace(HOPPER_DECODE_DEEP, split_k=heuristic_split_k(m, n, k, HOPPER_DECODE_DEEP, fill))
         return replace(HOPPER_DECODE, split_k=heuristic_split_k(m, n, k, HOPPER_DECODE, target_programs=sms))
     if m < HOPPER_MIN_TMA_M:
-        return heuristic_config(m, n, k)
+        return mid_batch_config(m, n, k, sms)
 
     def estimated_time(candidate: tuple[MMConfig, float]) -> float:
         cfg, tile_cost = candidate
@@ -51,3 +76,29 @@ def hopper_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
         return -(-tiles // sms) * tile_cost
 
     return min(HOPPER_TILE_COSTS, key=estimated_time)[0]
+
+
+def mid_batch_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
+    """Pointer-kernel tiles for 16 < M < HOPPER_MIN_TMA_M on sm_90 (see HOPPER_MID_TILES)."""
+    if m <= 32:
+        return replace(HOPPER_MID_32, split_k=heuristic_split_k(m, n, k, HOPPER_MID_32, int(sms * 1.15)))
+    if m <= 64:
+        cfg = replace(HOPPER_MID_64, split_k=heuristic_split_k(m, n, k, HOPPER_MID_64, sms))
+        return resident(cfg, -(-n // cfg.block_n) * cfg.split_k, sms, (cfg.block_k, cfg.block_k // 2))
+    tiles = lambda cfg: -(-m // cfg.block_m) * -(-n // cfg.block_n)  # noqa: E731
+    cfg = next((c for c in HOPPER_MID_TILES if tiles(c) >= MID_MIN_WAVES * sms), HOPPER_MID_TILES[-1])
+    return resident(cfg, tiles(cfg), sms, (cfg.block_k,))
+
+
+def resident(cfg: MMConfig, programs: int, sms: int, block_ks: tuple[int, ...]) -> MMConfig:
+    """cfg with the fewest waves of resident programs, as deep as that allows: stages from cfg's
+    down to MIN_STAGES, at each of `block_ks` in turn (shared memory bounds programs per SM)."""
+
+    def waves(c: MMConfig) -> int:
+        per_program = c.num_stages * (c.block_m * c.block_k + c.block_k * c.block_n)  # int8 A and B tiles
+        return -(-programs // (sms * max(1, SHARED_MEMORY_PER_SM // per_program)))
+
+    variants = [
+        replace(cfg, block_k=bk, num_stages=s) for bk in block_ks for s in range(cfg.num_stages, MIN_STAGES - 1, -1)
+    ]
+    return min(variants, key=waves)  # the first of the fewest waves: the deepest pipeline
