@@ -33,6 +33,13 @@ def calls(sets: list[dict], config) -> list:
     return [lambda p=p: call(p) for p in sets]
 
 
+def spread(ratios: list[float]) -> str:
+    """One line per group: how many points, the worst, the geomean, how many below 0.95."""
+    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    low = sum(r < 0.95 for r in ratios)
+    return f"rule vs tuned over {len(ratios)} points: min {min(ratios):.3f}, geomean {geomean:.3f}, {low} below 0.95"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--m", default="32,64,128,256,512")
@@ -63,9 +70,11 @@ def main() -> None:
             print(f"{model:<16}{layer:<8}M={m:<5} N={n:<6} K={k:<6} rule {row['rule_us']:7.1f} us  tuned "
                   f"{row['tuned_us']:7.1f} us  rule/tuned speed {row['rule_vs_tuned']:.3f}"
                   f"{'  (same config)' if rule == tuned else ''}", flush=True)  # fmt: skip
+    for model in dict.fromkeys(r["model"] for r in rows):
+        print(f"{model:<16}" + spread([r["rule_vs_tuned"] for r in rows if r["model"] == model]))
     ratios = [r["rule_vs_tuned"] for r in rows]
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
-    print(f"rule vs tuned over {len(rows)} points: min {min(ratios):.3f}, geomean {geomean:.3f}")
+    print("all             " + spread(ratios))
     out = device_dir(name)
     (out / "rule_vs_tuned.json").write_text(json.dumps({"device": name, "rows": rows}, indent=1) + "\n")
     if args.m == parser.get_default("m") and models is None:
