@@ -78,8 +78,12 @@ def main() -> None:
     out = device_dir(name)
     (out / "rule_vs_tuned.json").write_text(json.dumps({"device": name, "rows": rows}, indent=1) + "\n")
     if args.m == parser.get_default("m") and models is None:
+        shards = [r["rule_vs_tuned"] for r in rows if "-TP" in r["model"]]
         merge_summary(name, {"untuned_vs_tuned_mid_min": round(min(ratios), 3),
                              "untuned_vs_tuned_mid_geomean": round(geomean, 3),
+                             "untuned_vs_tuned_mid_shards_min": round(min(shards), 3) if shards else None,
+                             "untuned_vs_tuned_mid_shards_geomean":
+                                 round(math.exp(sum(map(math.log, shards)) / len(shards)), 3) if shards else None,
                              "untuned_mid_date": datetime.date.today().isoformat()})  # fmt: skip
 
 

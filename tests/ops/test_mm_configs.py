@@ -73,17 +73,45 @@ def test_hopper_prefill_without_a_tuned_entry_takes_the_tma_kernel(monkeypatch):
         wide = select_config(1, 37888, 3584, cuda)
         assert wide.swap_ab and wide.block_k == hopper_configs.HOPPER_DECODE.block_k
         # mid batch: one row tile, K split until the column tiles fill the SMs (56 tiles: split 2)
+        rule = hopper_configs.hopper_config  # the rule itself, where the H100 table lists the shape
         assert select_config(17, 3584, 3584, cuda) == replace(hopper_configs.HOPPER_MID_32, split_k=2)
-        assert select_config(64, 6144, 4096, cuda) == hopper_configs.HOPPER_MID_64  # 96 tiles: whole
+        assert rule(64, 5120, 8192) == hopper_configs.HOPPER_MID_64  # 80 tiles: whole
+        assert rule(64, 4096, 14336) == replace(hopper_configs.HOPPER_MID_64, split_k=2)
+        # a short K over at most one 64-column tile per SM: 32-column tiles (192 of them: whole)
+        assert rule(64, 6144, 4096) == hopper_configs.HOPPER_MID_64_NARROW
         # above 64 rows: the largest tile leaving 1.6 waves (211+ tiles on 132 SMs)
         big, medium, small = hopper_configs.HOPPER_MID_TILES
         assert select_config(128, 3584, 3584, cuda) == small  # 64x128: 56 tiles; 64x64: 112
         assert select_config(256, 8192, 7168, cuda) == medium  # 128x128: 128 tiles; 64x128: 256
         assert select_config(512, 7168, 8192, cuda) == big  # 128x128: 224 tiles
+        # 64x64 tiles short of the SMs over a long K split it in two (112 tiles, K = 18944)
+        assert rule(128, 3584, 18944) == replace(small, split_k=2)
+        # the persistent TMA kernel, three programs per SM: where 64x64 tiles sit three per SM
+        # (384 tiles), and where 296 tiles of 128x128, two per SM, leave a second wave 12% full
+        assert rule(256, 6144, 4096) == hopper_configs.HOPPER_MID_PERSISTENT
+        assert rule(128, 37888, 3584) == hopper_configs.HOPPER_MID_PERSISTENT
+        assert rule(512, 37888, 3584) == big  # five waves 90% full
         assert select_config(4096, 37888, 3584, cuda) == hopper_configs.HOPPER_WIDE
         assert select_config(1024, 3584, 3584, cuda) == hopper_configs.HOPPER_WIDE  # 112 wide tiles: one wave
         assert select_config(1024, 4608, 3584, cuda) == hopper_configs.HOPPER_NARROW  # 144 wide tiles: 2 waves
         assert select_config(513, 3584, 18944, cuda) == hopper_configs.HOPPER_SMALL  # 252 small tiles: 2 waves
+    finally:
+        select_config.cache_clear()
+
+
+def test_mid_batch_tma_tiles_fall_back_to_the_pointer_kernel_where_m_leaves_a_row_tile_part_empty(monkeypatch):
+    """Rule or table: the persistent TMA kernel's mid-batch tiles run only at M filling their row
+    tiles; at M = 200 the same tile runs on the pointer kernel; prefill TMA tiles stay TMA."""
+    monkeypatch.setattr(mm_configs, "device_info", lambda device: H100)
+    select_config.cache_clear()
+    try:
+        cuda, persistent = torch.device("cuda"), hopper_configs.HOPPER_MID_PERSISTENT
+        assert select_config(256, 4608, 3584, cuda) == persistent  # 288 tiles of 64x64, three per SM
+        pointer = select_config(200, 4608, 3584, cuda)
+        assert not pointer.tma and not pointer.programs_per_sm
+        assert replace(pointer, tma=1, programs_per_sm=3) == persistent
+        assert mm_configs.full_row_tiles_for_tma(persistent, 192) == persistent
+        assert mm_configs.full_row_tiles_for_tma(hopper_configs.HOPPER_WIDE, 1000) == hopper_configs.HOPPER_WIDE
     finally:
         select_config.cache_clear()
 

@@ -60,6 +60,33 @@ def test_fp32_output_equals_the_torch_reference_bit_for_bit(scheme, split_k, swa
     assert torch.equal(out.cpu(), ref)
 
 
+def _hopper_mid_batch_tiles() -> list:
+    """Every tile the Hopper rule picks between 17 and 512 rows on the shapes it was fitted to."""
+    from vllm_int8.ops.hopper_configs import hopper_config
+
+    weights = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336), (37888, 3584), (3584, 18944),
+               (1280, 8192), (2560, 8192), (8192, 1024)]  # fmt: skip
+    return sorted({hopper_config(m, n, k) for m in (32, 64, 128, 256, 512) for n, k in weights}, key=str)
+
+
+def _tile_id(cfg) -> str:
+    tma = f"-tma{cfg.programs_per_sm}" if cfg.tma else ""
+    return f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}-s{cfg.num_stages}-split{cfg.split_k}-swap{cfg.swap_ab}{tma}"
+
+
+@pytest.mark.parametrize("config", _hopper_mid_batch_tiles(), ids=_tile_id)
+def test_every_hopper_mid_batch_tile_equals_the_reference_bit_for_bit(config, device):
+    """The rule's mid-batch tiles (split K, swapped, the persistent TMA kernel on a GPU that has it)
+    over ragged M and N: fp32 output bit for bit the torch reference's."""
+    from vllm_int8.ops.scaled_mm_kernel import launch_scaled_mm
+
+    m, k, n = 100, 1024, 136
+    a, b, sa, sb, bias, azp_adj, azp = make_problem("asym_token", m, k, n, "nk", True, True, torch.float32, device)
+    out = launch_scaled_mm(a, b, sa, sb, torch.float32, bias, azp_adj, azp, config=config)
+    cpu = [None if t is None else t.cpu() for t in (a, b, sa, sb, bias, azp_adj, azp)]
+    assert torch.equal(out.cpu(), ops.torch_scaled_mm(*cpu[:4], torch.float32, *cpu[4:]))
+
+
 def test_empty_m_gives_empty_output(device):
     a = int8(0, 32, device=device)
     b = int8(32, 8, device=device)

@@ -39,21 +39,35 @@ HOPPER_DECODE_DEEP = MMConfig(16, 64, 512, group_m=1, num_warps=4, num_stages=4,
 DECODE_SPLIT_FILL = 0.75
 # Mid batch (16 < M <= 512) on the pointer kernel, fitted to the H200 tuner's winners over 28
 # shapes (Llama-3-8B, Qwen2.5-7B, Llama-3-70B's TP 2, 4 and 8 shards; results/NVIDIA_H200/
-# tune_mid_decode.log, tune_tp_shards.log), where the generic rule ran 1.1-1.6x slower than tuned:
-# up to 64 rows one row tile with K split until the weight's column tiles fill about the SMs
-# (1.15 programs per SM at 32 rows, one at 64); above, the largest tile that still leaves
-# MID_MIN_WAVES waves of tiles, so a few hundred rows get enough programs to hide latency.
-# From 64 rows the pipeline is then made as shallow as it takes for every program to be resident
-# at once (`resident`): 320 tiles of 64x128 ran 1.33x faster with 3 stages (three per SM) than
-# with 4 (two per SM, two waves) on the TP 2 qkv shard at M = 512.
+# tune_mid_decode.log, tune_tp_shards.log), where the generic rule ran 1.1-1.6x slower than tuned,
+# then to a probe of 18 candidates per point over 20 of those shapes at M = 64-512
+# (results/NVIDIA_H200/mid_rule_probe.log):
+# - up to 64 rows one row tile with K split until the weight's column tiles fill about the SMs
+#   (1.15 programs per SM at 32 rows, one at 64); at 64 rows a short K (<= 4096) over at most one
+#   64-column tile per SM takes 32-column tiles, split to fill two programs per SM (the o
+#   projections: 1.04x);
+# - above, the largest tile that still leaves MID_MIN_WAVES waves of tiles, so a few hundred rows
+#   get enough programs to hide latency; then the pipeline as shallow as it takes for every
+#   program to be resident at once (`resident`): 320 tiles of 64x128 ran 1.33x faster with 3 stages
+#   (three per SM) than with 4 (two per SM, two waves) on the TP 2 qkv shard at M = 512;
+# - 64x64 tiles of a long K (>= 8192) that do not fill the SMs split K in two (down of Llama-3-8B
+#   and Qwen2.5-7B at M = 128, the TP 4 / 8 qkv shards: 1.11-1.33x);
+# - 64x64 tiles resident three per SM run as the persistent TMA kernel with three programs per
+#   SM (qkv at M = 256: 1.02-1.04x), and so do tiles of two or more resident waves that would
+#   run under MID_MIN_WAVE_FILL full (Qwen2.5-7B gate_up at M = 128: 296 tiles of 128x128 over two waves of
+#   264, 1.26x).
 HOPPER_MID_32 = MMConfig(32, 64, 256, group_m=1, num_warps=4, num_stages=4, swap_ab=1)
 HOPPER_MID_64 = MMConfig(64, 64, 256, group_m=1, num_warps=4, num_stages=4)
+HOPPER_MID_64_NARROW = MMConfig(64, 32, 256, group_m=1, num_warps=4, num_stages=4)
 HOPPER_MID_TILES = (
     MMConfig(128, 128, 128, group_m=8, num_warps=4, num_stages=3),
     MMConfig(64, 128, 128, group_m=8, num_warps=4, num_stages=4),
     MMConfig(64, 64, 128, group_m=8, num_warps=4, num_stages=6),
 )
+HOPPER_MID_PERSISTENT = MMConfig(64, 64, 128, group_m=8, num_warps=4, num_stages=4, tma=1, programs_per_sm=3)
 MID_MIN_WAVES = 1.6
+MID_MIN_WAVE_FILL = 0.6
+MID_SPLIT_MIN_K = 8192
 SHARED_MEMORY_PER_SM = 228 * 1024  # H100 and H200
 MIN_STAGES = 3
 
@@ -79,26 +93,41 @@ def hopper_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
 
 
 def mid_batch_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
-    """Pointer-kernel tiles for 16 < M < HOPPER_MIN_TMA_M on sm_90 (see HOPPER_MID_TILES)."""
+    """Pointer-kernel tiles for 16 < M < HOPPER_MIN_TMA_M on sm_90, a few as the persistent TMA
+    kernel (see HOPPER_MID_TILES)."""
     if m <= 32:
         return replace(HOPPER_MID_32, split_k=heuristic_split_k(m, n, k, HOPPER_MID_32, int(sms * 1.15)))
     if m <= 64:
-        cfg = replace(HOPPER_MID_64, split_k=heuristic_split_k(m, n, k, HOPPER_MID_64, sms))
+        if k <= 4096 and -(-n // HOPPER_MID_64.block_n) <= sms:
+            cfg = replace(HOPPER_MID_64_NARROW, split_k=heuristic_split_k(m, n, k, HOPPER_MID_64_NARROW, 2 * sms))
+        else:
+            cfg = replace(HOPPER_MID_64, split_k=heuristic_split_k(m, n, k, HOPPER_MID_64, sms))
         return resident(cfg, -(-n // cfg.block_n) * cfg.split_k, sms, (cfg.block_k, cfg.block_k // 2))
     tiles = lambda cfg: -(-m // cfg.block_m) * -(-n // cfg.block_n)  # noqa: E731
     cfg = next((c for c in HOPPER_MID_TILES if tiles(c) >= MID_MIN_WAVES * sms), HOPPER_MID_TILES[-1])
-    return resident(cfg, tiles(cfg), sms, (cfg.block_k,))
+    if cfg is HOPPER_MID_TILES[-1] and tiles(cfg) <= sms and k >= MID_SPLIT_MIN_K:
+        cfg = replace(cfg, split_k=2)
+    programs = tiles(cfg) * cfg.split_k
+    cfg = resident(cfg, programs, sms, (cfg.block_k,))
+    per_sm = programs_per_sm(cfg)
+    waves = -(-programs // (sms * per_sm))
+    if cfg.split_k == 1 and (
+        cfg.block_n == 64 and per_sm == 3 or waves > 1 and programs / (waves * sms * per_sm) < MID_MIN_WAVE_FILL
+    ):
+        return HOPPER_MID_PERSISTENT
+    return cfg
+
+
+def programs_per_sm(cfg: MMConfig) -> int:
+    """How many programs of cfg one SM holds at once, bounded by their pipelines' shared memory."""
+    per_program = cfg.num_stages * (cfg.block_m * cfg.block_k + cfg.block_k * cfg.block_n)  # int8 A and B tiles
+    return max(1, SHARED_MEMORY_PER_SM // per_program)
 
 
 def resident(cfg: MMConfig, programs: int, sms: int, block_ks: tuple[int, ...]) -> MMConfig:
     """cfg with the fewest waves of resident programs, as deep as that allows: stages from cfg's
     down to MIN_STAGES, at each of `block_ks` in turn (shared memory bounds programs per SM)."""
-
-    def waves(c: MMConfig) -> int:
-        per_program = c.num_stages * (c.block_m * c.block_k + c.block_k * c.block_n)  # int8 A and B tiles
-        return -(-programs // (sms * max(1, SHARED_MEMORY_PER_SM // per_program)))
-
     variants = [
         replace(cfg, block_k=bk, num_stages=s) for bk in block_ks for s in range(cfg.num_stages, MIN_STAGES - 1, -1)
     ]
-    return min(variants, key=waves)  # the first of the fewest waves: the deepest pipeline
+    return min(variants, key=lambda c: -(-programs // (sms * programs_per_sm(c))))  # first of the fewest: deepest

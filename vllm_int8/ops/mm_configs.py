@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from vllm_int8.ops.hopper_configs import hopper_config
+from vllm_int8.ops.hopper_configs import HOPPER_MIN_TMA_M, hopper_config
 from vllm_int8.ops.rocm_configs import rocm_heuristic_config
 from vllm_int8.ops.tile_config import MMConfig, heuristic_config, heuristic_split_k
 from vllm_int8.platform import device_info
@@ -66,8 +67,18 @@ def select_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
         buckets = load_tuned(name).get((n, k))
         tuned = pick_bucket(buckets, m) if buckets else None
         if tuned is not None:
-            return tuned
-    return untuned_config(m, n, k, device)
+            return full_row_tiles_for_tma(tuned, m)
+    return full_row_tiles_for_tma(untuned_config(m, n, k, device), m)
+
+
+def full_row_tiles_for_tma(cfg: MMConfig, m: int) -> MMConfig:
+    """Mid-batch TMA tiles only where M fills their row tiles, else the same tile on the pointer
+    kernel: on the H200 the persistent TMA kernel's 64x64 tiles ran 0.69-0.89x the pointer
+    kernel's at M = 96 and 200, and 1.02-1.26x at M = 128 and 256 (a bucket's entry holds for
+    every M in it; results/NVIDIA_H200/mid_rule_change.log)."""
+    if cfg.tma and m < HOPPER_MIN_TMA_M and m % cfg.block_m:
+        return replace(cfg, tma=0, subtile=0, warp_specialize=0, programs_per_sm=0)
+    return cfg
 
 
 def untuned_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
