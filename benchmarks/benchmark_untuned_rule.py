@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 
 import torch
 
-from benchmarks.benchmark_int8_scaled_mm import SHAPES, int8_problem
+from benchmarks.benchmark_int8_scaled_mm import SHAPES, geomean, int8_problem
 from benchmarks.gpu_timing import graph_time_ms, input_sets, paired_graph_times_ms
 from benchmarks.results_summary import device_dir, merge_summary
 from vllm_int8.ops.mm_configs import load_tuned, pick_bucket, untuned_config
@@ -35,9 +34,9 @@ def calls(sets: list[dict], config) -> list:
 
 def spread(ratios: list[float]) -> str:
     """One line per group: how many points, the worst, the geomean, how many below 0.95."""
-    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
     low = sum(r < 0.95 for r in ratios)
-    return f"rule vs tuned over {len(ratios)} points: min {min(ratios):.3f}, geomean {geomean:.3f}, {low} below 0.95"
+    worst, mean = min(ratios), geomean(ratios)
+    return f"rule vs tuned over {len(ratios)} points: min {worst:.3f}, geomean {mean:.3f}, {low} below 0.95"
 
 
 def main() -> None:
@@ -73,17 +72,15 @@ def main() -> None:
     for model in dict.fromkeys(r["model"] for r in rows):
         print(f"{model:<16}" + spread([r["rule_vs_tuned"] for r in rows if r["model"] == model]))
     ratios = [r["rule_vs_tuned"] for r in rows]
-    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print("all             " + spread(ratios))
     out = device_dir(name)
     (out / "rule_vs_tuned.json").write_text(json.dumps({"device": name, "rows": rows}, indent=1) + "\n")
     if args.m == parser.get_default("m") and models is None:
         shards = [r["rule_vs_tuned"] for r in rows if "-TP" in r["model"]]
         merge_summary(name, {"untuned_vs_tuned_mid_min": round(min(ratios), 3),
-                             "untuned_vs_tuned_mid_geomean": round(geomean, 3),
+                             "untuned_vs_tuned_mid_geomean": round(geomean(ratios), 3),
                              "untuned_vs_tuned_mid_shards_min": round(min(shards), 3) if shards else None,
-                             "untuned_vs_tuned_mid_shards_geomean":
-                                 round(math.exp(sum(map(math.log, shards)) / len(shards)), 3) if shards else None,
+                             "untuned_vs_tuned_mid_shards_geomean": round(geomean(shards), 3) if shards else None,
                              "untuned_mid_date": datetime.date.today().isoformat()})  # fmt: skip
 
 

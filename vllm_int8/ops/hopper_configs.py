@@ -109,7 +109,7 @@ def mid_batch_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
         cfg = replace(cfg, split_k=2)
     programs = tiles(cfg) * cfg.split_k
     cfg = resident(cfg, programs, sms, (cfg.block_k,))
-    per_sm = programs_per_sm(cfg)
+    per_sm = resident_per_sm(cfg)
     waves = -(-programs // (sms * per_sm))
     if cfg.split_k == 1 and (
         cfg.block_n == 64 and per_sm == 3 or waves > 1 and programs / (waves * sms * per_sm) < MID_MIN_WAVE_FILL
@@ -118,7 +118,7 @@ def mid_batch_config(m: int, n: int, k: int, sms: int = 132) -> MMConfig:
     return cfg
 
 
-def programs_per_sm(cfg: MMConfig) -> int:
+def resident_per_sm(cfg: MMConfig) -> int:
     """How many programs of cfg one SM holds at once, bounded by their pipelines' shared memory."""
     per_program = cfg.num_stages * (cfg.block_m * cfg.block_k + cfg.block_k * cfg.block_n)  # int8 A and B tiles
     return max(1, SHARED_MEMORY_PER_SM // per_program)
@@ -130,4 +130,4 @@ def resident(cfg: MMConfig, programs: int, sms: int, block_ks: tuple[int, ...]) 
     variants = [
         replace(cfg, block_k=bk, num_stages=s) for bk in block_ks for s in range(cfg.num_stages, MIN_STAGES - 1, -1)
     ]
-    return min(variants, key=lambda c: -(-programs // (sms * programs_per_sm(c))))  # first of the fewest: deepest
+    return min(variants, key=lambda c: -(-programs // (sms * resident_per_sm(c))))  # first of the fewest: deepest

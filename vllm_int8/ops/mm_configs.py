@@ -73,9 +73,9 @@ def select_config(m: int, n: int, k: int, device: torch.device) -> MMConfig:
 
 def full_row_tiles_for_tma(cfg: MMConfig, m: int) -> MMConfig:
     """Mid-batch TMA tiles only where M fills their row tiles, else the same tile on the pointer
-    kernel: on the H200 the persistent TMA kernel's 64x64 tiles ran 0.69-0.89x the pointer
-    kernel's at M = 96 and 200, and 1.02-1.26x at M = 128 and 256 (a bucket's entry holds for
-    every M in it; results/NVIDIA_H200/mid_rule_change.log)."""
+    kernel: on the H200 the table's 64x64 TMA tiles ran 1.12-1.62x slower than the pointer
+    kernel's where their last row tile held 8 of 64 rows (M = 72, 200, 456), and within 4% of it
+    where it held 56 (a bucket's entry holds for every M in it; results/NVIDIA_H200/mid_rule_change.log)."""
     if cfg.tma and m < HOPPER_MIN_TMA_M and m % cfg.block_m:
         return replace(cfg, tma=0, subtile=0, warp_specialize=0, programs_per_sm=0)
     return cfg
