@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from benchmarks.gpu_timing import graph_time_ms, host_us_per_call
 from vllm_int8 import ops
 from vllm_int8.linear import Int8Linear, Int8ScaledMMLinearLayerConfig
+from vllm_int8.ops import op_plans, triton_compat
 from vllm_int8.ops import scaled_mm_kernel as mm
-from vllm_int8.ops import triton_compat
 from vllm_int8.ops.split_k_workspace import tensor_stream
 
 
@@ -57,6 +57,13 @@ def rows_for(layer, w16, m: int, k: int, calls: int) -> dict:
     rows["ops.scaled_int8_quant (dynamic asym)"] = lambda: ops.scaled_int8_quant(x, None, None, False)
     rows["ops.scaled_mm"] = lambda: ops.scaled_mm(q, w, sa, ws, torch.bfloat16, None, adj, za)
     rows["ops pair (quant, then scaled_mm)"] = lambda: public_ops(x, w, ws, adj)
+    mm_args, quant_args = (q, w, sa, ws, torch.bfloat16, None, adj, za), (x, None, None, False)
+    rows["op_plans.replay_quant (key, gate, outputs, launch)"] = lambda: op_plans.replay_quant(*quant_args)
+    rows["op_plans.replay_mm (key, gate, output, launch)"] = lambda: op_plans.replay_mm(*mm_args)
+    rows["op_plans.quant_key"] = lambda: op_plans.quant_key(*quant_args)
+    rows["op_plans.mm_key"] = lambda: op_plans.mm_key(*mm_args)
+    rows["torch.empty_strided (the plans' outputs)"] = lambda: torch.empty_strided((m, n), (n, 1), dtype=x.dtype,
+                                                                                    device=x.device)  # fmt: skip
     gemm = plan.gemm
     if hasattr(plan, "quant"):  # two launches: each alone, on fixed buffers
         buf = torch.empty(plan.nbytes, dtype=torch.int8, device=x.device)

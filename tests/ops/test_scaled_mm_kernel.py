@@ -144,3 +144,17 @@ def test_rows_past_m_are_masked_only_in_a_single_short_tile_row(m):
 
     assert masked(A_INT8) == (m < SMALL_TILES.block_m)
     assert masked(A_QUANT_DYNAMIC) == (1 < m < SMALL_TILES.block_m)
+
+
+def test_runs_tma_needs_a_tma_config_a_tma_gpu_and_tma_layouts(monkeypatch):
+    """The one decision between the TMA and the pointer kernel (ordinary launches and both plans)."""
+    from vllm_int8.ops import scaled_mm_kernel as mm
+
+    a, w = torch.zeros(64, 128, dtype=torch.int8), torch.zeros(96, 128, dtype=torch.int8).t()
+    out = torch.zeros(64, 96, dtype=torch.bfloat16)
+    tma_cfg = dataclasses.replace(SMALL_TILES, tma=1)
+    assert not mm.runs_tma(tma_cfg, a, w, out)  # no TMA on this device
+    monkeypatch.setattr(mm, "tma_available", lambda device: True)
+    assert mm.runs_tma(tma_cfg, a, w, out)
+    assert not mm.runs_tma(dataclasses.replace(tma_cfg, tma=0), a, w, out)
+    assert not mm.runs_tma(tma_cfg, a, torch.zeros(128, 96, dtype=torch.int8), out)  # a [K, N] row-major weight

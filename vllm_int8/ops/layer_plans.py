@@ -36,19 +36,20 @@ _GEMM_PER_CALL = ("a_ptr", "c_ptr", "workspace_ptr", "counter_ptr")  # then ("sc
 class _Gemm:
     """The GEMM half of a plan: its replay, output and split-K workspace per call."""
 
-    __slots__ = ("replay", "shape", "out_dtype", "split_k", "tiles", "workspace_bytes", "device")
+    __slots__ = ("replay", "shape", "stride", "out_dtype", "split_k", "tiles", "workspace_bytes", "device")
 
     def __init__(self, replay: Replay, m: int, n: int, out_dtype, cfg, tiles: int, device: torch.device):
-        self.replay, self.shape, self.out_dtype, self.tiles = replay, (m, n), out_dtype, tiles
+        self.replay, self.shape, self.stride, self.out_dtype, self.tiles = replay, (m, n), (n, 1), out_dtype, tiles
         self.split_k = cfg.split_k
         self.workspace_bytes = 4 * tiles * cfg.split_k * cfg.block_m * cfg.block_n if cfg.split_k > 1 else 0
         self.device = device
 
     def run(self, stream: int, x: torch.Tensor, a, scale_a=None, azp=None, workspace=None) -> torch.Tensor:
-        """Into a fresh output (allocated like x, on its device), launch hooks off: addresses of
-        the int8 rows `a` (or of x for the one-launch plan), for dynamic schemes of the per-row
-        scale and zero point, and (split-K) of the workspace in the plan's scratch."""
-        out = x.new_empty(self.shape, dtype=self.out_dtype)
+        """Into a fresh output on x's device (`torch.empty_strided`: 4.2 µs on the GPU machine's host
+        against 5.4 for `new_empty`), launch hooks off: addresses of the int8 rows `a` (or of x for
+        the one-launch plan), for dynamic schemes of the per-row scale and zero point, and
+        (split-K) of the workspace in the plan's scratch."""
+        out = torch.empty_strided(self.shape, self.stride, dtype=self.out_dtype, device=self.device)
         if self.split_k > 1:
             counters = eager_counters_address(self.device, stream, self.tiles)
             self.replay.addresses(stream, a, out.data_ptr(), workspace, counters, scale_a, azp)
@@ -89,7 +90,7 @@ class _TmaGemm(_Gemm):
         from vllm_int8.ops.tma_mm_kernel import tma_descriptors, tma_output_descriptor
 
         replay = self.replay
-        out = x.new_empty(self.shape, dtype=self.out_dtype)
+        out = torch.empty_strided(self.shape, self.stride, dtype=self.out_dtype, device=self.device)
         operands = self.operands  # one tuple, replaced whole: threads replaying this plan see a matching set
         if operands[0] != a.data_ptr() or operands[1] != self.weight.data_ptr():
             rows = a[: self.shape[0] * self.weight.shape[0]].view(self.shape[0], -1)
@@ -306,7 +307,7 @@ class BoundQuantScaledMM:
         out = torch.empty((m, n), dtype=out_dtype, device=x.device)
         per_token_azp = azp if dynamic and not self.symmetric else None
         per_call = ("scale_a_ptr", "azp_ptr") if dynamic else ()
-        if cfg.tma and mm.tma_available(x.device) and mm.tma_layout_problem(q, self.weight, out) is None:
+        if mm.runs_tma(cfg, q, self.weight, out):
             gemm = self._tma_replay(q, out, scale, bias, per_token_azp, cfg, per_call)
         else:
             gemm = self._gemm_replay(mm, q, out, scale, bias, per_token_azp, per_token_azp is not None, mm.A_INT8,

@@ -420,7 +420,7 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
     if m == 0 or n == 0:
         return out
     cfg = fit_block_k(config or select_config(m, n, a.shape[1], a.device), a.shape[1])
-    if cfg.tma and a_mode == A_INT8 and tma_available(a.device) and tma_layout_problem(a, weight, out) is None:
+    if a_mode == A_INT8 and runs_tma(cfg, a, weight, out):
         if _launch_log is not None:
             _launch_log.append((m, n, a.shape[1], cfg))
         vectors = (flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp))
@@ -433,6 +433,13 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
         _launch_log.append((m, n, a.shape[1], cfg))
     _scaled_mm_kernel[grid](*args, **constexprs)
     return out
+
+
+def runs_tma(cfg: MMConfig, a: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether a GEMM of int8 rows `a` with tiles `cfg` runs the TMA kernel: the one place that
+    decides it for ordinary launches and for the layer's and the ops' launch plans. A TMA config
+    runs on the pointer kernel (`pointer_config`) where this GPU or these layouts cannot take TMA."""
+    return bool(cfg.tma) and tma_available(a.device) and tma_layout_problem(a, weight, out) is None
 
 
 def pointer_config(cfg: MMConfig) -> MMConfig:

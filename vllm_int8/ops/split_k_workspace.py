@@ -59,9 +59,13 @@ def tensor_stream(x: torch.Tensor) -> int:
     return _raw_stream(x.get_device())
 
 
+_current_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # absent from CPU-only builds
+
+
 def _raw_stream(index: int) -> int:
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    return raw(index) if raw is not None else torch.cuda.current_stream(index).cuda_stream
+    if _current_raw_stream is not None:
+        return _current_raw_stream(index)
+    return torch.cuda.current_stream(index).cuda_stream
 
 
 def is_capturing(device: torch.device) -> bool:
