@@ -24,7 +24,7 @@ import collections
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.quant_mm import fused_fits, quant_scaled_mm_impl
+from vllm_int8.ops.quant_mm import one_launch, quant_scaled_mm_impl
 from vllm_int8.ops.scratch import scratch
 from vllm_int8.ops.split_k_workspace import arrival_counters, eager_counters_address, tensor_stream
 from vllm_int8.ops.triton_compat import Replay
@@ -278,10 +278,10 @@ class BoundQuantScaledMM:
 
         m, k = x.shape
         n = self.weight.shape[1]
-        cfg = mm.fit_block_k(mm.select_config(m, n, k, x.device), k)
+        cfg = mm.gemm_config(m, n, k, x.device)
         if m == 0:
             return None, self.ordinary(x, out_dtype, bias)
-        if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k):
+        if one_launch(x, cfg):
             mode, scale_a, azp, has_azp = mm.quant_a_operands(
                 self.scale_b, self.input_scale, self.input_zero_point, self.symmetric
             )

@@ -213,7 +213,7 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
 
     m, k = input.shape
     n = weight.shape[1]
-    cfg = mm.fit_block_k(mm.select_config(m, n, k, input.device), k)
+    cfg = mm.gemm_config(m, n, k, input.device)
     out = torch.empty((m, n), dtype=out_dtype, device=input.device)
     if mm.runs_tma(cfg, input, weight, out):
         from vllm_int8.ops import tma_mm_kernel as tma

@@ -34,6 +34,13 @@ def fused_fits(m: int, elem_size: int, block_n: int, split_k: int) -> bool:
     return m == 1 and m * elem_size * split_k <= block_n * FUSED_REREAD_LIMIT
 
 
+def one_launch(x: torch.Tensor, cfg) -> bool:
+    """Whether the apply of x [M, K] with GEMM tiles `cfg` is one launch (the GEMM quantizing its
+    own rows) rather than the quant kernel and then the GEMM: the one place that decides it, for
+    the op's body and the layer's plans. Never under CUDA-graph capture (see above)."""
+    return fused_fits(x.shape[0], x.element_size(), cfg.block_n, cfg.split_k) and not capturing(x)
+
+
 def capturing(x: torch.Tensor) -> bool:
     """Whether x's device is recording a CUDA graph now (then launches cost no host time)."""
     return x.is_cuda and is_capturing(x.device)
@@ -43,8 +50,8 @@ def _quant_scaled_mm_triton(x, weight, scale_b, out_dtype, bias, azp_adj, input_
                             static_weight):  # fmt: skip
     mm = triton_module("scaled_mm_kernel")
     m, k = x.shape
-    cfg = mm.select_config(m, weight.shape[1], k, x.device)
-    if fused_fits(m, x.element_size(), cfg.block_n, cfg.split_k) and not capturing(x):
+    cfg = mm.gemm_config(m, weight.shape[1], k, x.device)
+    if one_launch(x, cfg):
         args = (x, weight, scale_b, out_dtype, bias, azp_adj, input_scale, input_zero_point, symmetric)
         return mm.launch_quant_scaled_mm(*args, config=cfg, static_weight=static_weight)
     quant = triton_module("quant_kernel")

@@ -419,7 +419,7 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
     out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0 or n == 0:
         return out
-    cfg = fit_block_k(config or select_config(m, n, a.shape[1], a.device), a.shape[1])
+    cfg = gemm_config(m, n, a.shape[1], a.device, config)
     if a_mode == A_INT8 and runs_tma(cfg, a, weight, out):
         if _launch_log is not None:
             _launch_log.append((m, n, a.shape[1], cfg))
@@ -433,6 +433,12 @@ def _launch(a, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp, has_azp,
         _launch_log.append((m, n, a.shape[1], cfg))
     _scaled_mm_kernel[grid](*args, **constexprs)
     return out
+
+
+def gemm_config(m: int, n: int, k: int, device: torch.device, config: MMConfig | None = None) -> MMConfig:
+    """The tiles a GEMM of this size launches with, for ordinary launches and both kinds of plan:
+    `config`, else the tuned table's or the rule's (`select_config`), BLOCK_K fitted to K."""
+    return fit_block_k(config or select_config(m, n, k, device), k)
 
 
 def runs_tma(cfg: MMConfig, a: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> bool:
