@@ -39,3 +39,12 @@ def test_nothing_past_the_cap():
     release()
     assert scratch(0, MAX_SCRATCH_BYTES + 1, CPU) is None
     assert not scratch_module._buffers
+
+
+def test_past_the_cap_a_fresh_buffer_else_the_streams():
+    release()
+    big = scratch_module.scratch_or_new(0, MAX_SCRATCH_BYTES + 1, CPU)
+    assert big.numel() == MAX_SCRATCH_BYTES + 1 and big.dtype == torch.int8 and not scratch_module._buffers
+    small = scratch_module.scratch_or_new(0, 4096, CPU)
+    assert small is scratch(0, 4096, CPU) and small.numel() >= 4096
+    release()

@@ -25,7 +25,7 @@ import torch
 
 from vllm_int8.ops import triton_compat
 from vllm_int8.ops.quant_mm import one_launch, quant_scaled_mm_impl
-from vllm_int8.ops.scratch import scratch
+from vllm_int8.ops.scratch import scratch_or_new
 from vllm_int8.ops.split_k_workspace import arrival_counters, eager_counters_address, tensor_stream
 from vllm_int8.ops.triton_compat import Replay
 
@@ -115,14 +115,6 @@ class _TmaGemm(_Gemm):
         return out
 
 
-def _scratch_base(stream: int, nbytes: int, device: torch.device) -> tuple[torch.Tensor, int]:
-    """(buffer, its address): the stream's scratch, or a fresh buffer where it would be too large."""
-    buffer = scratch(stream, nbytes, device)
-    if buffer is None:
-        buffer = torch.empty(nbytes, dtype=torch.int8, device=device)
-    return buffer, buffer.data_ptr()
-
-
 class _OneLaunchPlan:
     """Decode: the GEMM quantizes its own row."""
 
@@ -135,7 +127,7 @@ class _OneLaunchPlan:
         gemm = self.gemm
         workspace = None
         if gemm.workspace_bytes:
-            _, workspace = _scratch_base(stream, gemm.workspace_bytes, gemm.device)
+            workspace = scratch_or_new(stream, gemm.workspace_bytes, gemm.device).data_ptr()
         return gemm.run(stream, x, x.data_ptr(), workspace=workspace)
 
     def with_tensors(self, x: torch.Tensor, stream: int) -> torch.Tensor:
@@ -161,9 +153,7 @@ class _TwoLaunchPlan:
 
     def run(self, x: torch.Tensor, stream: int) -> torch.Tensor:
         gemm = self.gemm
-        buffer = scratch(stream, self.nbytes, gemm.device)
-        if buffer is None:
-            buffer = torch.empty(self.nbytes, dtype=torch.int8, device=gemm.device)
+        buffer = scratch_or_new(stream, self.nbytes, gemm.device)
         base = buffer.data_ptr()
         a = buffer if self.tma else base  # the TMA GEMM describes the rows in the buffer itself
         workspace = base + self.workspace_at if gemm.workspace_bytes else None

@@ -20,7 +20,7 @@ import threading
 import torch
 
 from vllm_int8.ops import triton_compat
-from vllm_int8.ops.scratch import scratch
+from vllm_int8.ops.scratch import scratch_or_new
 from vllm_int8.ops.split_k_workspace import eager_counters_address
 from vllm_int8.ops.triton_compat import Replay
 
@@ -40,40 +40,22 @@ class _Plan:
 
     __slots__ = ("replay", "checked", "split_k", "tiles", "workspace_bytes", "device", "out_shape", "out_stride")
 
-    def __init__(self, replay: Replay, device: torch.device, out_shape: tuple = (), split_k: int = 1, tiles: int = 0,
-                 workspace_bytes: int = 0):  # fmt: skip
-        self.replay, self.checked, self.device = replay, False, device
-        self.out_shape, self.out_stride = tuple(out_shape), _contiguous_strides(out_shape)
+    def __init__(self, replay: Replay, out: torch.Tensor, split_k: int = 1, tiles: int = 0, workspace_bytes: int = 0):
+        """`out`: the output (the int8 rows, for a quant plan) of the plan's first, ordinary launch."""
+        self.replay, self.checked, self.device = replay, False, out.device
+        self.out_shape, self.out_stride = out.shape, out.stride()
         self.split_k, self.tiles, self.workspace_bytes = split_k, tiles, workspace_bytes
 
     def mm(self, stream: int, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor:
         out = torch.empty_strided(self.out_shape, self.out_stride, dtype=out_dtype, device=self.device)
         workspace = counters = None
         if self.split_k > 1:  # the K-slices' partial tiles live only inside the launch: stream scratch
-            workspace = _scratch_address(stream, self.workspace_bytes, self.device)
+            workspace = scratch_or_new(stream, self.workspace_bytes, self.device).data_ptr()
             counters = eager_counters_address(self.device, stream, self.tiles)
         self.replay.addresses(stream, input.data_ptr(), weight.data_ptr(), out.data_ptr(), scale_a.data_ptr(),
-                              scale_b.data_ptr(), None if bias is None else bias.data_ptr(),
-                              None if azp_adj is None else azp_adj.data_ptr(), None if azp is None else azp.data_ptr(),
-                              workspace, counters)  # fmt: skip
+                              scale_b.data_ptr(), _ptr(bias), _ptr(azp_adj), _ptr(azp), workspace,
+                              counters)  # fmt: skip
         return out
-
-
-def _contiguous_strides(shape) -> tuple:
-    strides, step = [], 1
-    for size in reversed(tuple(shape)):
-        strides.append(step)
-        step *= max(size, 1)
-    return tuple(reversed(strides))
-
-
-def _scratch_address(stream: int, nbytes: int, device: torch.device) -> int:
-    """A split-K workspace's address: the stream's scratch (`scratch.py`: stream order keeps it
-    from overlapping another kernel's use), or a fresh buffer where that would be too large."""
-    buffer = scratch(stream, nbytes, device)
-    if buffer is None:  # kept alive by the caching allocator's stream order, as any launch's temporary
-        buffer = torch.empty(nbytes, dtype=torch.int8, device=device)
-    return buffer.data_ptr()
 
 
 class _TmaPlan(_Plan):
@@ -82,8 +64,8 @@ class _TmaPlan(_Plan):
 
     __slots__ = ("cfg", "encoded")
 
-    def __init__(self, replay: Replay, device: torch.device, out_shape: tuple, cfg):
-        super().__init__(replay, device, out_shape)
+    def __init__(self, replay: Replay, out: torch.Tensor, cfg):
+        super().__init__(replay, out)
         self.cfg, self.encoded = cfg, ({}, {}, {})  # a, b, c: address -> encoded descriptor
 
     def mm(self, stream: int, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> torch.Tensor:
@@ -114,15 +96,8 @@ def _sig(t: torch.Tensor | None) -> tuple | None:
 
 def mm_key(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) -> tuple:
     """A GEMM plan's key: every tensor's shape, strides, dtype, device and 16-byte alignment, so a
-    call whose key equals that of a call that passed `check_scaled_mm_args` passes it too. The
-    four tensors every call has are read inline: the key took 3.6-6.2 µs on the GPU machine's
-    host, about as much as the launch itself (`results/NVIDIA_H200/host_parts.log`)."""
-    a, w, sa, sb = input, weight, scale_a, scale_b
-    return (a.shape, a.stride(), a.dtype, a.get_device(), a.data_ptr() & 15,
-            w.shape, w.stride(), w.dtype, w.get_device(), w.data_ptr() & 15,
-            sa.shape, sa.stride(), sa.dtype, sa.get_device(), sa.data_ptr() & 15,
-            sb.shape, sb.stride(), sb.dtype, sb.get_device(), sb.data_ptr() & 15,
-            out_dtype, _sig(bias), _sig(azp_adj), _sig(azp))  # fmt: skip
+    call whose key equals that of a call that passed `check_scaled_mm_args` passes it too."""
+    return (_sig(input), _sig(weight), _sig(scale_a), _sig(scale_b), out_dtype, _sig(bias), _sig(azp_adj), _sig(azp))
 
 
 def quant_key(x, scale, azp, symmetric: bool) -> tuple:
@@ -164,11 +139,7 @@ def replay_mm(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp) ->
     stream = triton_compat.replay_stream(input)
     if stream is None:
         return None
-    try:  # `_replay_mm` inline: one frame less on the hot path
-        return plan.mm(stream, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
-    except (TypeError, AttributeError, ValueError) as e:
-        triton_compat.disable(f"a replay raised {e!r}")
-        return None
+    return _replay_mm(plan, stream, input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, azp)
 
 
 def _replay_mm(plan: _Plan, stream: int, *args) -> torch.Tensor | None:
@@ -221,7 +192,7 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
         vectors = [mm.flat_contiguous(t) for t in (scale_a, scale_b, bias, azp_adj, azp)]
         grid, args, constexprs = tma.tma_launch_arguments(input, weight, out, *vectors, cfg)
         replay = Replay.launch(tma._tma_scaled_mm_kernel, grid, args, constexprs, _TMA_ARGS)
-        return (None if replay is None else _TmaPlan(replay, out.device, out.shape, cfg)), out
+        return (None if replay is None else _TmaPlan(replay, out, cfg)), out
     cfg = mm.pointer_config(cfg)
     grid, args, constexprs = mm.launch_arguments(input, weight, out, scale_a, scale_b, bias, azp_adj, azp,
                                                  azp is not None, mm.A_INT8, True, cfg)  # fmt: skip
@@ -229,7 +200,7 @@ def _make_gemm_plan(input, weight, scale_a, scale_b, out_dtype, bias, azp_adj, a
     if replay is None:
         return None, out
     workspace_bytes = 4 * grid[0] * cfg.split_k * cfg.block_m * cfg.block_n
-    return _Plan(replay, out.device, out.shape, cfg.split_k, grid[0], workspace_bytes), out
+    return _Plan(replay, out, cfg.split_k, grid[0], workspace_bytes), out
 
 
 def replay_quant(x, scale, azp, symmetric: bool) -> tuple | None:
@@ -278,14 +249,15 @@ def scaled_int8_quant(x, scale, azp, symmetric: bool):
 def _quant_outputs(x, scale, azp, symmetric: bool, plan: _Plan | None = None):
     """(q, scale, azp) a quant launch writes, on x's device: fresh int8 rows, and for dynamic
     schemes fresh per-row scales (and zero points when asymmetric); static ones are the caller's.
-    `plan`: x's quant plan, which knows x's (contiguous) shape and device."""
-    if plan is None:
-        shape, strides, device = x.shape, _contiguous_strides(x.shape), x.device
+    `plan`: x's quant plan, which knows x's (contiguous) shape, strides and device."""
+    if plan is None:  # making the plan
+        device = x.device
+        q = torch.empty(x.shape, dtype=torch.int8, device=device)
     else:
-        shape, strides, device = plan.out_shape, plan.out_stride, plan.device
-    q = torch.empty_strided(shape, strides, dtype=torch.int8, device=device)
+        device = plan.device
+        q = torch.empty_strided(plan.out_shape, plan.out_stride, dtype=torch.int8, device=device)
     if scale is None:
-        m = q.numel() // shape[-1]
+        m = q.numel() // q.shape[-1]
         scale = torch.empty_strided((m, 1), (1, 1), dtype=torch.float32, device=device)
         azp = None if symmetric else torch.empty_strided((m, 1), (1, 1), dtype=torch.int32, device=device)
     return q, scale, azp
@@ -306,7 +278,7 @@ def _make_quant_plan(x, scale, azp, symmetric):
     rows = x.view(-1, x.shape[-1])
     grid, args, constexprs = quant_kernel.quant_launch_arguments(rows, q, scale, azp, static, symmetric)
     replay = Replay.launch(quant_kernel._scaled_int8_quant_kernel, grid, args, constexprs, _QUANT_ARGS)
-    return (None if replay is None else _Plan(replay, x.device, x.shape)), (q, scale, None if symmetric else azp)
+    return (None if replay is None else _Plan(replay, q)), (q, scale, None if symmetric else azp)
 
 
 def clear() -> None:

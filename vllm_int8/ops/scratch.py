@@ -33,6 +33,13 @@ def scratch(stream: int, nbytes: int, device: torch.device) -> torch.Tensor | No
     return buffer
 
 
+def scratch_or_new(stream: int, nbytes: int, device: torch.device) -> torch.Tensor:
+    """`scratch`, or a fresh buffer where that would be too large: the caching allocator keeps its
+    memory from the next allocation on `stream` until the kernels queued before then ran."""
+    buffer = scratch(stream, nbytes, device)
+    return buffer if buffer is not None else torch.empty(nbytes, dtype=torch.int8, device=device)
+
+
 def release() -> None:
     """Free every scratch buffer (tests; a process that wants the memory back)."""
     _buffers.clear()
